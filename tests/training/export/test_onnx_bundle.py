@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service.bundle import BundleError, load_bundle
+from service.text import TEXT_FEATURE_NAMES
+
+
+def test_exported_bundles_load_and_match_contract(tiny_models_dir: Path) -> None:
+    emotion = load_bundle(tiny_models_dir / "emotion")
+    information = load_bundle(tiny_models_dir / "information")
+    assert [head.output for head in emotion.metadata.heads] == ["main_logits", "sub_logits"]
+    assert information.metadata.features == list(TEXT_FEATURE_NAMES)
+    assert information.metadata.inputs[-1] == "features"
+    for bundle in (emotion, information):
+        assert bundle.metadata.onnx.parity_max_abs_diff is not None
+        assert bundle.metadata.onnx.parity_max_abs_diff <= 1e-4
+        session = ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == bundle.metadata.inputs
+        widths = {o.name: o.shape[1] for o in session.get_outputs()}
+        assert widths == {head.output: len(head.labels) for head in bundle.metadata.heads}
+
+
+def test_dynamic_batch_and_sequence_axes(tiny_models_dir: Path) -> None:
+    bundle = load_bundle(tiny_models_dir / "information")
+    session = ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
+    for batch, length in [(1, 3), (7, 19)]:
+        feed = {
+            "input_ids": np.ones((batch, length), dtype=np.int64),
+            "attention_mask": np.ones((batch, length), dtype=np.int64),
+            "token_type_ids": np.zeros((batch, length), dtype=np.int64),
+            "features": np.zeros((batch, 5), dtype=np.float32),
+        }
+        (logits,) = session.run(None, feed)
+        assert logits.shape == (batch, 1)
+
+
+def test_tampered_onnx_is_refused_with_file_named(tiny_models_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "emotion"
+    shutil.copytree(tiny_models_dir / "emotion", copy)
+    with (copy / "model.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleError, match=r"model\.onnx: sha256 mismatch"):
+        load_bundle(copy)
+
+
+def test_inconsistent_metadata_is_refused(tiny_models_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "emotion"
+    shutil.copytree(tiny_models_dir / "emotion", copy)
+    metadata = json.loads((copy / "bundle.json").read_text())
+    metadata["heads"][0]["thresholds"] = {"not-a-label": 0.4}
+    (copy / "bundle.json").write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match=r"bundle\.json: invalid metadata: .*unknown labels"):
+        load_bundle(copy)

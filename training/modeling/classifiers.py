@@ -1,0 +1,119 @@
+"""The two networks of the pipeline, on any Hugging Face encoder (hub id or local directory).
+
+- ``MultiHeadClassifier``: BERT v1/v2 — pooled encoder output -> dropout -> two linear heads
+  (main categories, sub-categories), trained with BCE-with-logits (multi-label).
+- ``InformationClassifier``: the information model — pooled encoder output concatenated with a
+  32-d projection of the standardised text features -> one logit (information vs others).
+
+Both return logits only; the ONNX export names them (``main_logits``, ``sub_logits``,
+``information_logits``) and serving applies the activation recorded in ``bundle.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+
+Pooling = Literal["cls", "mean"]
+
+
+def load_encoder(name_or_path: str) -> PreTrainedModel:
+    """A pretrained encoder from a hub id or a local directory (``AutoModel``, no task head)."""
+    encoder: PreTrainedModel = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    return encoder
+
+
+def encoder_accepts_token_types(encoder: PreTrainedModel) -> bool:
+    return int(getattr(encoder.config, "type_vocab_size", 0) or 0) > 1
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class MultiHeadClassifier(nn.Module):
+    """Encoder + main-category head + sub-category head (multi-label logits)."""
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        *,
+        num_main: int,
+        num_sub: int,
+        dropout: float = 0.3,
+        pooling: Pooling = "mean",
+    ) -> None:
+        super().__init__()
+        hidden = int(encoder.config.hidden_size)
+        self.encoder = encoder
+        self.pooling: Pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.main_head = nn.Linear(hidden, num_main)
+        self.sub_head = nn.Linear(hidden, num_sub)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        pooled = self.dropout(pool(hidden, attention_mask, self.pooling))
+        return self.main_head(pooled), self.sub_head(pooled)
+
+
+class InformationClassifier(nn.Module):
+    """Encoder + projected text features -> one 'information' logit.
+
+    ``feature_mean``/``feature_std`` are buffers set from the training data, so the exported
+    graph standardises raw features itself and serving passes ``service.text.text_features``.
+    """
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        *,
+        num_features: int,
+        feature_dim: int = 32,
+        dropout: float = 0.3,
+        pooling: Pooling = "mean",
+    ) -> None:
+        super().__init__()
+        hidden = int(encoder.config.hidden_size)
+        self.encoder = encoder
+        self.pooling: Pooling = pooling
+        self.register_buffer("feature_mean", torch.zeros(num_features))
+        self.register_buffer("feature_std", torch.ones(num_features))
+        self.feature_projection = nn.Sequential(nn.Linear(num_features, feature_dim), nn.ReLU())
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden + feature_dim, 1)
+
+    def set_feature_statistics(self, features: torch.Tensor) -> None:
+        """Standardise with the mean/std of the training features (std floored to avoid /0)."""
+        self.feature_mean.copy_(features.float().mean(dim=0))
+        self.feature_std.copy_(features.float().std(dim=0, unbiased=False).clamp(min=1e-3))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        pooled = pool(hidden, attention_mask, self.pooling)
+        standardised = (features.to(pooled.dtype) - self.feature_mean) / self.feature_std
+        joined = torch.cat([pooled, self.feature_projection(standardised)], dim=-1)
+        logits: torch.Tensor = self.classifier(self.dropout(joined))
+        return logits
