@@ -27,3 +27,57 @@ PARENT_OF: dict[str, str] = {sub: main for main, subs in SCHEMA.items() for sub 
 # `information` for comments the emotion model routes as `others` or `social`.
 INFORMATION = "information"
 OTHERS = "others"
+
+# Spellings LLMs produce for the schema's names (lower-cased, spaces/hyphens as underscores).
+ALIASES: dict[str, str] = {
+    "other": "others",
+    "emotion_positive": "emotions_positive",
+    "positive": "emotions_positive",
+    "positive_emotion": "emotions_positive",
+    "positive_emotions": "emotions_positive",
+    "emotion_negative": "emotions_negative",
+    "negative": "emotions_negative",
+    "negative_emotion": "emotions_negative",
+    "negative_emotions": "emotions_negative",
+    "informative": "information",
+    "info": "information",
+    "socials": "social",
+}
+
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return ALIASES.get(key, key)
+
+
+def normalise_labels(
+    labels: list[str] | tuple[str, ...], subcategories: list[str] | tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Map raw labels onto the schema: ``(main labels, sub-categories, dropped unknown names)``.
+
+    - aliases and case/spacing variants are folded (``other`` -> ``others``);
+    - a sub-category given as a main label moves to the sub-categories;
+    - every sub-category brings its parent; duplicates go; order follows the schema;
+    - ``others`` is dropped when a real category is present, and is the label of a comment left
+      with no category at all.
+    """
+    mains: set[str] = set()
+    subs: set[str] = set()
+    unknown: list[str] = []
+    for raw in (*labels, *subcategories):
+        name = _canonical(raw)
+        if name in SCHEMA:
+            mains.add(name)
+        elif name in PARENT_OF:
+            subs.add(name)
+            mains.add(PARENT_OF[name])
+        elif raw.strip():
+            unknown.append(raw)
+    if len(mains) > 1:
+        mains.discard(OTHERS)
+        subs.discard("other")
+    if not mains:
+        mains.add(OTHERS)
+    ordered_mains = tuple(label for label in MAIN_LABELS if label in mains)
+    ordered_subs = tuple(sub for sub in SUB_LABELS if sub in subs)
+    return ordered_mains, ordered_subs, tuple(unknown)

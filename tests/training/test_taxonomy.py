@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from training.taxonomy import normalise_labels
+
+
+def test_aliases_duplicates_and_order() -> None:
+    assert normalise_labels(["social", "Other", "Emotion_Positive", "social"]) == (
+        ("emotions_positive", "social"),
+        (),
+        (),
+    )
+
+
+def test_subcategory_brings_parent_and_moves_out_of_main_labels() -> None:
+    labels, subs, unknown = normalise_labels(["admiration"], ["curiosity", "bogus"])
+    assert labels == ("emotions_positive", "social")
+    assert subs == ("admiration", "curiosity")
+    assert unknown == ("bogus",)
+
+
+def test_empty_or_unknown_becomes_others() -> None:
+    assert normalise_labels([], []) == (("others",), (), ())
+    assert normalise_labels(["spam"]) == (("others",), (), ("spam",))
+    assert normalise_labels(["other"], ["other"]) == (("others",), ("other",), ())
