@@ -58,8 +58,8 @@ def normalise_labels(
     - aliases and case/spacing variants are folded (``other`` -> ``others``);
     - a sub-category given as a main label moves to the sub-categories;
     - every sub-category brings its parent; duplicates go; order follows the schema;
-    - ``others`` is dropped when a real category is present, and is the label of a comment left
-      with no category at all.
+    - ``others`` (sub-category ``other``) is dropped when a real category is present, and is the
+      label of a comment left with no category at all.
     """
     mains: set[str] = set()
     subs: set[str] = set()
@@ -78,6 +78,8 @@ def normalise_labels(
         subs.discard("other")
     if not mains:
         mains.add(OTHERS)
+    if mains == {OTHERS}:
+        subs = {"other"}  # the only sub-category of `others`
     ordered_mains = tuple(label for label in MAIN_LABELS if label in mains)
     ordered_subs = tuple(sub for sub in SUB_LABELS if sub in subs)
     return ordered_mains, ordered_subs, tuple(unknown)

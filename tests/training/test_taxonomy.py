@@ -19,6 +19,7 @@ def test_subcategory_brings_parent_and_moves_out_of_main_labels() -> None:
 
 
 def test_empty_or_unknown_becomes_others() -> None:
-    assert normalise_labels([], []) == (("others",), (), ())
-    assert normalise_labels(["spam"]) == (("others",), (), ("spam",))
+    assert normalise_labels([], []) == (("others",), ("other",), ())
+    assert normalise_labels(["spam"]) == (("others",), ("other",), ("spam",))
+    assert normalise_labels(["others", "joy"]) == (("emotions_positive",), ("joy",), ())
     assert normalise_labels(["other"], ["other"]) == (("others",), ("other",), ())
