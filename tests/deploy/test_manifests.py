@@ -330,3 +330,36 @@ def test_vllm_serves_llama_with_structured_output_on_a_gpu(rendered: dict[str, l
     assert any(env["name"] == "VLLM_API_KEY" and "secretKeyRef" in env["valueFrom"] for env in container["env"])
     service = one(objects, "Service", "vllm")
     assert selects(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
+
+
+# ---------------------------------------------------------------- contract with service/ (once it is on the branch)
+
+
+def test_every_danmaku_variable_is_a_service_setting(rendered: dict[str, list[Manifest]]) -> None:
+    """A misspelt or renamed setting is silently ignored by the service: every DANMAKU_* the manifests set must be
+    a field of service.settings.Settings."""
+    settings = pytest.importorskip("service.settings", reason="service/settings.py is not on this branch yet")
+    prefix = getattr(settings, "ENV_PREFIX", "DANMAKU_")
+    known = {prefix + name.upper() for name in settings.Settings.model_fields}
+    used: dict[str, str] = {}
+    for root, objects in rendered.items():
+        for config in of_kind(objects, "ConfigMap"):
+            used |= {key: f"{root} ConfigMap/{config['metadata']['name']}" for key in config.get("data", {})}
+        for name, template in pod_templates(objects):
+            for container in template["spec"]["containers"]:
+                used |= {env["name"]: f"{root} {name}" for env in container.get("env", [])}
+    unknown = {key: where for key, where in used.items() if key.startswith(prefix) and key not in known}
+    assert not unknown, f"not settings of the service: {unknown}"
+
+
+def test_adapter_rules_read_metrics_the_service_exports(rendered: dict[str, list[Manifest]]) -> None:
+    metrics_module = REPO / "service" / "metrics.py"
+    if not metrics_module.is_file():
+        pytest.skip("service/metrics.py is not on this branch yet")
+    source = metrics_module.read_text(encoding="utf-8")
+    adapter = one(rendered["monitoring/prometheus-adapter"], "ConfigMap", "prometheus-adapter")
+    for rule in yaml.safe_load(adapter["data"]["config.yaml"])["rules"]:
+        series = re.match(r"^(\w+)\{", rule["seriesQuery"])
+        assert series is not None
+        family = re.sub(r"_(bucket|sum|count|total)$", "", series.group(1))
+        assert f'"{family}"' in source, f"the adapter reads {series.group(1)}, which service/metrics.py does not define"
