@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown in --help: the pipeline read top to bottom.
-COMMAND_MODULES: tuple[str, ...] = ("training.commands.tiny_encoder",)
+COMMAND_MODULES: tuple[str, ...] = ("training.commands.import_encoder", "training.commands.tiny_encoder")
 
 
 def build_parser() -> argparse.ArgumentParser:
