@@ -157,6 +157,8 @@ def export_bundle(
         preprocessing=spec.preprocessing,
     )
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    # mkdtemp makes the directory owner-only; a service running as another user must read it.
+    staging.chmod(0o755)
     try:
         tokenizer.save_pretrained(str(staging))
         onnx_path = staging / "model.onnx"

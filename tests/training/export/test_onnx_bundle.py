@@ -27,6 +27,11 @@ def test_exported_bundles_load_and_match_contract(tiny_models_dir: Path) -> None
         assert widths == {head.output: len(head.labels) for head in bundle.metadata.heads}
 
 
+def test_bundle_directory_is_readable_by_other_users(tiny_models_dir: Path) -> None:
+    for name in ("emotion", "information"):
+        assert (tiny_models_dir / name).stat().st_mode & 0o005 == 0o005
+
+
 def test_dynamic_batch_and_sequence_axes(tiny_models_dir: Path) -> None:
     bundle = load_bundle(tiny_models_dir / "information")
     session = ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
