@@ -89,11 +89,12 @@ class _Entry(Generic[ItemT, ResultT]):
     enqueued_at: float = field(default_factory=time.monotonic)
 
 
-def select_batch(lengths: Sequence[int], *, max_size: int, max_tokens: int) -> list[int]:
+def select_batch(lengths: Sequence[int], *, max_size: int, max_tokens: int, max_padding: float = 1.0) -> list[int]:
     """Indexes (into the waiting list, oldest first) of the next batch.
 
     The oldest item always goes; the rest are taken closest-in-length first while the batch stays
-    within ``max_size`` items and ``max_tokens`` padded tokens (items x longest).
+    within ``max_size`` items, ``max_tokens`` padded tokens (items x longest) and a padding share of
+    at most ``max_padding``; an item that breaks a bound is left for a later batch.
     """
     if not lengths:
         return []
@@ -101,14 +102,18 @@ def select_batch(lengths: Sequence[int], *, max_size: int, max_tokens: int) -> l
     order = sorted(range(len(lengths)), key=lambda index: (abs(lengths[index] - anchor), index))
     chosen: list[int] = []
     longest = 0
+    real = 0
     for index in order:
         if len(chosen) >= max_size:
             break
         candidate_longest = max(longest, lengths[index])
-        if chosen and (len(chosen) + 1) * candidate_longest > max_tokens:
+        padded = (len(chosen) + 1) * candidate_longest
+        candidate_real = real + lengths[index]
+        if chosen and (padded > max_tokens or 1.0 - candidate_real / padded > max_padding):
             continue
         chosen.append(index)
         longest = candidate_longest
+        real = candidate_real
     return sorted(chosen)
 
 
@@ -124,6 +129,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         max_batch_tokens: int,
         max_wait_s: float,
         max_queued: int,
+        max_padding: float = 1.0,
         observer: BatchObserver | None = None,
     ) -> None:
         if max_batch_size < 1 or max_batch_tokens < 1 or max_queued < 1 or max_wait_s < 0:
@@ -134,6 +140,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_s
         self.max_queued = max_queued
+        self.max_padding = max_padding
         self._observer: BatchObserver = observer or NullObserver()
         self._pending: list[_Entry[ItemT, ResultT]] = []
         self._pending_tokens = 0
@@ -244,7 +251,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             self._observer.skipped(len(self._pending) - len(live))
         indexes = set(
             select_batch(
-                [entry.length for entry in live], max_size=self.max_batch_size, max_tokens=self.max_batch_tokens
+                [entry.length for entry in live],
+                max_size=self.max_batch_size,
+                max_tokens=self.max_batch_tokens,
+                max_padding=self.max_padding,
             )
         )
         batch = [entry for index, entry in enumerate(live) if index in indexes]

@@ -124,6 +124,9 @@ class OnnxModel:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ORT threads spin by default, burning the cores the event loop and tokeniser need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: ORT's warnings about unused providers are noise
         try:
             session = ort.InferenceSession(str(bundle.onnx_path), sess_options=options, providers=list(providers))

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(
         8192, ge=1, description="Most padded tokens (comments x longest) in one forward pass."
     )
+    max_padding_ratio: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Largest share of padding tokens in a batch (length bucketing); 1 lets any lengths mix.",
+    )
     max_wait_ms: float = Field(
         5.0, ge=0, le=10_000, description="Longest a comment waits for its batch to fill before it is flushed."
     )

@@ -126,7 +126,7 @@ async def test_token_budget_limits_padded_tokens_per_batch() -> None:
 
 async def test_batches_are_length_bucketed() -> None:
     model = FakeModel()
-    async with batcher(model, max_batch_size=3, max_wait_s=60.0) as (instance, recorder):
+    async with batcher(model, max_batch_size=3, max_wait_s=60.0, max_padding=0.5) as (instance, recorder):
         items = ["ab", "x" * 30, "abc", "y" * 31, "cd", "z" * 29]
         results = await asyncio.wait_for(instance.run(items, lengths_of(items)), GUARD_S)
     assert results == [item.upper() for item in items]
@@ -141,6 +141,9 @@ def test_select_batch_keeps_the_oldest_and_takes_the_closest_lengths() -> None:
     # A long item that would break the budget is skipped, a shorter one further away still fits.
     assert select_batch([4, 6, 1], max_size=8, max_tokens=11) == [0, 2]
     assert select_batch([], max_size=8, max_tokens=10) == []
+    # Padding cap: 4, 4 and 5 pad 13% (13 of 15 tokens real); adding 8 would pad 34%, above 25%.
+    assert select_batch([4, 5, 8, 4], max_size=8, max_tokens=1000, max_padding=0.25) == [0, 1, 3]
+    assert select_batch([4, 5, 8, 4], max_size=8, max_tokens=1000) == [0, 1, 2, 3]
 
 
 async def test_an_exception_reaches_every_caller_of_its_batch_and_nobody_else() -> None:
