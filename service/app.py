@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 RuntimeLoader = Callable[[Settings, Metrics], Runtime]
 CLASSIFY_PATH = "/classify"
-ENDPOINTS = (CLASSIFY_PATH, "/healthz", "/readyz", "/v1/models", "/metrics", "/docs", "/openapi.json")
+ROUTES = (CLASSIFY_PATH, "/healthz", "/readyz", "/v1/models", "/metrics", "/docs", "/openapi.json")
 
 
 def _package_version() -> str:
@@ -303,6 +303,6 @@ def create_app(settings: Settings | None = None, *, load_runtime: RuntimeLoader 
         bearer_token=bearer_token,
         protected=(CLASSIFY_PATH,),
     )
-    app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, endpoints=ENDPOINTS)
+    app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, routes=ROUTES)
     app.openapi = _document_limits(app, settings, bearer_token is not None)  # type: ignore[method-assign]
     return app

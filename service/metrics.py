@@ -24,18 +24,18 @@ _RATIO_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 class Metrics:
-    """The service's metrics. ``model``, ``endpoint``, ``status``, ``label`` and ``reason`` are labels."""
+    """The service's metrics. ``model``, ``route``, ``status``, ``label`` and ``reason`` are labels."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "danmaku_requests_total", "HTTP requests by endpoint and status.", ["endpoint", "status"], registry=r
+            "danmaku_requests_total", "HTTP requests by route and status.", ["route", "status"], registry=r
         )
         self.request_duration = Histogram(
             "danmaku_request_duration_seconds",
-            "HTTP request latency by endpoint.",
-            ["endpoint"],
+            "HTTP request latency by route.",
+            ["route"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -43,7 +43,7 @@ class Metrics:
             "danmaku_requests_in_flight", "Admitted POST /classify requests not yet answered.", registry=r
         )
         self.queue_depth = Gauge(
-            "danmaku_queue_depth_comments", "Comments waiting for a batch, per model.", ["model"], registry=r
+            "danmaku_queue_depth", "Comments waiting for a batch, per model.", ["model"], registry=r
         )
         self.queue_wait = Histogram(
             "danmaku_queue_wait_seconds",

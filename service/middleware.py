@@ -24,19 +24,23 @@ T = TypeVar("T")
 
 
 class RequestMetricsMiddleware:
-    """Counts every HTTP request by endpoint and status and times it; unknown paths are 'other'."""
+    """Counts every HTTP request by route (path; unknown paths are 'other') and status, and times it.
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, endpoints: Collection[str]) -> None:
+    The label is ``route``, not ``endpoint``: the Prometheus Operator adds ``endpoint`` (the port name) to every
+    scraped series, and the two would collide.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, routes: Collection[str]) -> None:
         self.app = app
         self.metrics = metrics
-        self.endpoints = frozenset(endpoints)
+        self.routes = frozenset(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        endpoint = path if path in self.endpoints else "other"
+        route = path if path in self.routes else "other"
         status: int | None = None
         started = time.perf_counter()
 
@@ -55,8 +59,8 @@ class RequestMetricsMiddleware:
         finally:
             # No response started: 500 if the app raised, else 499 (the client left first).
             code = status if status is not None else (500 if failed else 499)
-            self.metrics.requests.labels(endpoint, str(code)).inc()
-            self.metrics.request_duration.labels(endpoint).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(route, str(code)).inc()
+            self.metrics.request_duration.labels(route).observe(time.perf_counter() - started)
 
 
 class GuardMiddleware:

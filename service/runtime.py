@@ -86,7 +86,7 @@ class Runtime:
                     max_batch_size=settings.max_batch_size,
                     max_batch_tokens=settings.max_batch_tokens,
                     max_wait_s=settings.max_wait_s,
-                    max_queued=settings.max_queued_comments,
+                    max_queued=settings.max_queue_size,
                     max_padding=settings.max_padding_ratio,
                     observer=metrics.batch_observer(model.name),
                 ),

@@ -52,10 +52,10 @@ class Settings(BaseSettings):
         description="Serve /metrics on this separate port (same host) instead of the API port; unset: API port.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
-    api_token: SecretStr | None = Field(
-        None, description="Bearer token required on POST /classify; unset (and no api_token_file): no auth."
+    auth_token: SecretStr | None = Field(
+        None, description="Bearer token required on POST /classify; unset (and no auth_token_file): no auth."
     )
-    api_token_file: Path | None = Field(
+    auth_token_file: Path | None = Field(
         None, description="File holding the bearer token (e.g. a mounted Kubernetes Secret); read at start-up."
     )
     max_body_bytes: int = Field(
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(
         5.0, ge=0, le=10_000, description="Longest a comment waits for its batch to fill before it is flushed."
     )
-    max_queued_comments: int = Field(
+    max_queue_size: int = Field(
         2048, ge=1, description="Comments waiting per model; a request that would exceed it gets 429 at once."
     )
 
@@ -117,13 +117,13 @@ class Settings(BaseSettings):
                 f"DANMAKU_RECALL_THRESHOLD={self.recall_threshold} is above "
                 f"DANMAKU_PRECISION_THRESHOLD={self.precision_threshold}; recall mode must not be stricter"
             )
-        if self.max_queued_comments < self.max_comments_per_request:
+        if self.max_queue_size < self.max_comments_per_request:
             raise ValueError(
-                f"DANMAKU_MAX_QUEUED_COMMENTS={self.max_queued_comments} is below "
+                f"DANMAKU_MAX_QUEUE_SIZE={self.max_queue_size} is below "
                 f"DANMAKU_MAX_COMMENTS_PER_REQUEST={self.max_comments_per_request}: a full request could never run"
             )
-        if self.api_token is not None and self.api_token_file is not None:
-            raise ValueError("set DANMAKU_API_TOKEN or DANMAKU_API_TOKEN_FILE, not both")
+        if self.auth_token is not None and self.auth_token_file is not None:
+            raise ValueError("set DANMAKU_AUTH_TOKEN or DANMAKU_AUTH_TOKEN_FILE, not both")
         if self.metrics_port is not None and self.metrics_port == self.port:
             raise ValueError(f"DANMAKU_METRICS_PORT={self.metrics_port} equals DANMAKU_PORT; leave it unset instead")
         return self
@@ -139,18 +139,18 @@ class Settings(BaseSettings):
         return self.models_dir / bundle
 
     def bearer_token(self) -> str | None:
-        """The token /classify requires, or None; reads ``api_token_file`` (trailing newline stripped)."""
-        if self.api_token is not None:
-            token = self.api_token.get_secret_value()
-        elif self.api_token_file is not None:
+        """The token /classify requires, or None; reads ``auth_token_file`` (trailing newline stripped)."""
+        if self.auth_token is not None:
+            token = self.auth_token.get_secret_value()
+        elif self.auth_token_file is not None:
             try:
-                token = self.api_token_file.read_text(encoding="utf-8").strip()
+                token = self.auth_token_file.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
-                raise SettingsError(f"DANMAKU_API_TOKEN_FILE={self.api_token_file}: cannot read it ({exc})") from exc
+                raise SettingsError(f"DANMAKU_AUTH_TOKEN_FILE={self.auth_token_file}: cannot read it ({exc})") from exc
         else:
             return None
         if not token.strip():
-            raise SettingsError("the bearer token (DANMAKU_API_TOKEN / DANMAKU_API_TOKEN_FILE) is empty")
+            raise SettingsError("the bearer token (DANMAKU_AUTH_TOKEN / DANMAKU_AUTH_TOKEN_FILE) is empty")
         return token
 
 
@@ -164,7 +164,7 @@ def _describe(error: Any) -> str:
     if not location:
         return message
     value = error.get("input")
-    shown = "<secret>" if location[0] == "api_token" else repr(value)
+    shown = "<secret>" if location[0] == "auth_token" else repr(value)
     return f"{env_name(location[0])}={shown}: {message}"
 
 

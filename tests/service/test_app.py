@@ -227,13 +227,13 @@ async def test_a_full_queue_is_429_with_retry_after(tiny_models_dir: Path) -> No
         models_dir=tiny_models_dir,
         max_wait_ms=10_000,
         max_batch_size=64,
-        max_queued_comments=2,
+        max_queue_size=2,
         max_comments_per_request=2,
         warmup_runs=0,
     )
     async with serving(settings) as (_, client):
         first = asyncio.create_task(client.post("/classify", json={"comments": [{"text": "甲"}, {"text": "乙"}]}))
-        await _until_metric(client, 'danmaku_queue_depth_comments{model="emotion"}', 2.0)
+        await _until_metric(client, 'danmaku_queue_depth{model="emotion"}', 2.0)
         response = await client.post("/classify", json={"comments": [{"text": "丙"}]})
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -275,7 +275,7 @@ async def test_shutting_down_is_503_with_connection_close(settings: Settings) ->
 async def test_a_missing_or_wrong_bearer_token_is_401_without_saying_which(
     tiny_models_dir: Path, headers: dict[str, str]
 ) -> None:
-    settings = Settings(models_dir=tiny_models_dir, api_token="s3cret-token", warmup_runs=0)
+    settings = Settings(models_dir=tiny_models_dir, auth_token="s3cret-token", warmup_runs=0)
     async with serving(settings) as (_, client):
         response = await client.post("/classify", json={"comments": [{"text": "好"}]}, headers=headers)
         health = await client.get("/healthz")
@@ -288,7 +288,7 @@ async def test_a_missing_or_wrong_bearer_token_is_401_without_saying_which(
 async def test_the_right_token_from_a_file_is_accepted(tiny_models_dir: Path, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("from-a-secret\n", encoding="utf-8")
-    settings = Settings(models_dir=tiny_models_dir, api_token_file=token_file, warmup_runs=0)
+    settings = Settings(models_dir=tiny_models_dir, auth_token_file=token_file, warmup_runs=0)
     async with serving(settings) as (_, client):
         good = await client.post(
             "/classify", json={"comments": [{"text": "好"}]}, headers={"authorization": "Bearer from-a-secret"}
@@ -354,7 +354,7 @@ async def test_concurrent_clients_are_served_in_batches_larger_than_one(tiny_mod
     comments = metrics[("danmaku_batch_size_comments_sum", model)]
     assert comments == 16
     assert batches < 16  # so at least one batch held comments of several clients
-    assert metrics[("danmaku_requests_total", (("endpoint", "/classify"), ("status", "200")))] == 16
+    assert metrics[("danmaku_requests_total", (("route", "/classify"), ("status", "200")))] == 16
 
 
 async def test_metrics_cover_the_issue_list(settings: Settings) -> None:
@@ -365,7 +365,7 @@ async def test_metrics_cover_the_issue_list(settings: Settings) -> None:
     for name in (
         "danmaku_requests_total",
         "danmaku_request_duration_seconds_bucket",
-        "danmaku_queue_depth_comments",
+        "danmaku_queue_depth",
         "danmaku_queue_wait_seconds_bucket",
         "danmaku_batch_size_comments_bucket",
         "danmaku_batch_tokens_bucket",
@@ -435,18 +435,18 @@ async def test_a_client_that_disconnects_is_cancelled_and_its_comments_skipped(t
     async with app.router.lifespan_context(app):
         call = asyncio.create_task(app(scope, receive, send))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            await _until_metric(client, 'danmaku_queue_depth_comments{model="emotion"}', 3.0)
+            await _until_metric(client, 'danmaku_queue_depth{model="emotion"}', 3.0)
             leave.set()
             await asyncio.wait_for(call, GUARD_S)
             await _until_metric(client, 'danmaku_skipped_comments_total{model="emotion"}', 3.0)
             text = (await client.get("/metrics")).text
-    assert 'danmaku_requests_total{endpoint="/classify",status="499"} 1.0' in text
+    assert 'danmaku_requests_total{route="/classify",status="499"} 1.0' in text
     assert 'danmaku_batch_size_comments_count{model="emotion"} 0.0' in text  # nothing ran for it
 
 
 async def test_openapi_documents_the_limits_errors_and_auth(tiny_models_dir: Path) -> None:
     settings = Settings(
-        models_dir=tiny_models_dir, max_comments_per_request=7, max_text_chars=42, api_token="t", warmup_runs=0
+        models_dir=tiny_models_dir, max_comments_per_request=7, max_text_chars=42, auth_token="t", warmup_runs=0
     )
     async with serving(settings) as (_, client):
         schema = (await client.get("/openapi.json")).json()

@@ -43,7 +43,7 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
         ("DANMAKU_EXECUTION_PROVIDER", "rocm", "DANMAKU_EXECUTION_PROVIDER='rocm'"),
         ("DANMAKU_MAX_WAIT_MS", "soon", "DANMAKU_MAX_WAIT_MS='soon'"),
         ("DANMAKU_RECALL_THRESHOLD", "0.95", "DANMAKU_RECALL_THRESHOLD=0.95 is above DANMAKU_PRECISION_THRESHOLD"),
-        ("DANMAKU_MAX_QUEUED_COMMENTS", "10", "DANMAKU_MAX_QUEUED_COMMENTS=10 is below"),
+        ("DANMAKU_MAX_QUEUE_SIZE", "10", "DANMAKU_MAX_QUEUE_SIZE=10 is below"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_value(
@@ -57,23 +57,23 @@ def test_a_bad_value_names_the_variable_and_the_value(
 
 def test_the_token_comes_from_the_setting_or_a_file(tmp_path: Path) -> None:
     assert Settings().bearer_token() is None
-    assert Settings(api_token="abc").bearer_token() == "abc"
+    assert Settings(auth_token="abc").bearer_token() == "abc"
     secret = tmp_path / "token"
     secret.write_text("from-file\n", encoding="utf-8")
-    assert Settings(api_token_file=secret).bearer_token() == "from-file"
-    with pytest.raises(SettingsError, match=r"DANMAKU_API_TOKEN_FILE=.*cannot read it"):
-        Settings(api_token_file=tmp_path / "missing").bearer_token()
+    assert Settings(auth_token_file=secret).bearer_token() == "from-file"
+    with pytest.raises(SettingsError, match=r"DANMAKU_AUTH_TOKEN_FILE=.*cannot read it"):
+        Settings(auth_token_file=tmp_path / "missing").bearer_token()
     secret.write_text("  \n", encoding="utf-8")
     with pytest.raises(SettingsError, match="empty"):
-        Settings(api_token_file=secret).bearer_token()
+        Settings(auth_token_file=secret).bearer_token()
     with pytest.raises(SettingsError, match="not both"):
-        load_settings(api_token="a", api_token_file=secret)
+        load_settings(auth_token="a", auth_token_file=secret)
 
 
 def test_a_token_value_never_appears_in_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as caught:
-        load_settings(api_token=["not", "a", "string"])
-    assert "not" not in str(caught.value).replace("DANMAKU_API_TOKEN=<secret>", "")
+        load_settings(auth_token=["not", "a", "string"])
+    assert "not" not in str(caught.value).replace("DANMAKU_AUTH_TOKEN=<secret>", "")
 
 
 def test_unknown_variables_are_warned_about(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
