@@ -1,0 +1,213 @@
+"""The hierarchy: which models run on a comment and how their outputs become its labels.
+
+The rule (also in docs/serving.md):
+
+1. The emotion bundle runs on every comment. Its *top label* is the main label with the highest
+   probability (ties: the first in the bundle's label order).
+2. A comment whose top label is one of ``routed_labels`` (default ``others`` and ``social``) also
+   goes to the information bundle, with its five text features.
+3. The comment is ``information`` when the information probability is at least the threshold:
+   the request's ``information_threshold`` if given, else its mode's (precision 0.8, recall 0.3,
+   both settings). Otherwise its label stays the top label.
+4. ``subcategory``: the sub-category with the highest probability on the emotion bundle's ``sub``
+   head among the children of the final label. The information bundle has no sub head, so an
+   ``information`` decision takes the emotion bundle's best information sub-category. Null when
+   the emotion bundle has no ``sub`` head.
+5. ``labels``: every main label whose emotion probability clears that label's threshold in the
+   bundle, except ``information``, which is decided by the information model when it ran
+   (step 3) and by the emotion model's own threshold when it did not. As in the training labels
+   (``training.taxonomy.normalise_labels``), ``others`` is dropped when another label is present.
+   In schema order; may be empty when nothing clears its threshold (``label`` always has a value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from service.bundle import BundleError, BundleMetadata
+from service.model import Prediction
+from service.settings import Mode, Settings
+from training.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF
+
+MAIN_HEAD = "main"
+SUB_HEAD = "sub"
+
+
+class Classifier(Protocol):
+    """What the router needs from a model: its metadata and batched probabilities per comment."""
+
+    @property
+    def metadata(self) -> BundleMetadata: ...
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    routed_labels: frozenset[str]
+    thresholds: Mapping[str, float]
+    default_mode: Mode
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RoutingPolicy:
+        return cls(
+            routed_labels=frozenset(settings.routed_labels),
+            thresholds={"precision": settings.precision_threshold, "recall": settings.recall_threshold},
+            default_mode=settings.default_mode,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one comment (see the module docstring for how each field is derived)."""
+
+    label: str
+    subcategory: str | None
+    labels: list[str]
+    route: list[str]
+    information_probability: float | None
+    scores: dict[str, dict[str, dict[str, float]]] | None = None
+
+
+@dataclass(frozen=True)
+class RoutedBatch:
+    decisions: list[Decision]
+    mode: Mode
+    information_threshold: float
+    models: dict[str, str] = field(default_factory=dict)
+
+
+def check_bundles(emotion: BundleMetadata, information: BundleMetadata, policy: RoutingPolicy) -> None:
+    """Refuse bundles the hierarchy cannot use; the message names the bundle.json at fault."""
+    emotion_file = f"{emotion.name}/bundle.json"
+    if emotion.task != "emotion":
+        raise BundleError(emotion_file, f"the emotion bundle has task {emotion.task!r}, expected 'emotion'")
+    if information.task != "information":
+        raise BundleError(f"{information.name}/bundle.json", f"the information bundle has task {information.task!r}")
+    main = emotion.head(MAIN_HEAD)
+    unknown = [label for label in main.labels if label not in MAIN_LABELS]
+    if unknown:
+        raise BundleError(emotion_file, f"main head has labels outside the schema: {unknown}")
+    missing = sorted(policy.routed_labels - set(main.labels))
+    if missing:
+        raise BundleError(
+            emotion_file, f"main head lacks the routed labels {missing} (DANMAKU_ROUTED_LABELS); it has {main.labels}"
+        )
+    if any(head.name == SUB_HEAD for head in emotion.heads):
+        orphans = [label for label in emotion.head(SUB_HEAD).labels if label not in PARENT_OF]
+        if orphans:
+            raise BundleError(emotion_file, f"sub head has labels outside the schema: {orphans}")
+
+
+def _head_scores(metadata: BundleMetadata, prediction: Prediction) -> dict[str, dict[str, float]]:
+    return {
+        head.name: {label: float(value) for label, value in zip(head.labels, prediction[head.name], strict=True)}
+        for head in metadata.heads
+    }
+
+
+def decide(
+    emotion: Prediction,
+    emotion_metadata: BundleMetadata,
+    information_probability: float | None,
+    threshold: float,
+) -> tuple[str, str | None, list[str]]:
+    """(label, subcategory, labels) of one comment; ``information_probability`` None when not routed."""
+    main = emotion_metadata.head(MAIN_HEAD)
+    main_probabilities = emotion[MAIN_HEAD]
+    top = main.labels[int(np.argmax(main_probabilities))]
+    is_information = information_probability is not None and information_probability >= threshold
+    label = INFORMATION if is_information else top
+
+    chosen = {
+        name
+        for name, probability in zip(main.labels, main_probabilities, strict=True)
+        if name != INFORMATION and probability >= main.threshold(name)
+    }
+    if information_probability is None:
+        if INFORMATION in main.labels:
+            index = main.labels.index(INFORMATION)
+            if main_probabilities[index] >= main.threshold(INFORMATION):
+                chosen.add(INFORMATION)
+    elif is_information:
+        chosen.add(INFORMATION)
+    if len(chosen) > 1:
+        chosen.discard(OTHERS)  # `others` means "no category"
+    labels = [name for name in MAIN_LABELS if name in chosen]
+
+    subcategory: str | None = None
+    sub = next((head for head in emotion_metadata.heads if head.name == SUB_HEAD), None)
+    if sub is not None:
+        children = [
+            (float(probability), name)
+            for name, probability in zip(sub.labels, emotion[SUB_HEAD], strict=True)
+            if PARENT_OF.get(name) == label
+        ]
+        if children:
+            subcategory = max(children, key=lambda pair: pair[0])[1]
+    return label, subcategory, labels
+
+
+class Router:
+    """Runs the emotion model on every comment and the information model on the routed ones."""
+
+    def __init__(self, emotion: Classifier, information: Classifier, policy: RoutingPolicy) -> None:
+        check_bundles(emotion.metadata, information.metadata, policy)
+        self.emotion = emotion
+        self.information = information
+        self.policy = policy
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {model.metadata.name: model.metadata.version for model in (self.emotion, self.information)}
+
+    def threshold(self, mode: Mode, override: float | None) -> float:
+        return override if override is not None else self.policy.thresholds[mode]
+
+    async def classify(
+        self,
+        texts: Sequence[str],
+        *,
+        mode: Mode | None = None,
+        information_threshold: float | None = None,
+        return_scores: bool = False,
+    ) -> RoutedBatch:
+        mode = mode or self.policy.default_mode
+        threshold = self.threshold(mode, information_threshold)
+        emotion_meta = self.emotion.metadata
+        information_meta = self.information.metadata
+        main = emotion_meta.head(MAIN_HEAD)
+
+        emotion_predictions = await self.emotion.predict(texts)
+        routed = [
+            index
+            for index, prediction in enumerate(emotion_predictions)
+            if main.labels[int(np.argmax(prediction[MAIN_HEAD]))] in self.policy.routed_labels
+        ]
+        information_predictions: dict[int, Prediction] = {}
+        if routed:
+            answers = await self.information.predict([texts[index] for index in routed])
+            information_predictions = dict(zip(routed, answers, strict=True))
+
+        information_head = information_meta.heads[0]
+        decisions = []
+        for index, emotion_prediction in enumerate(emotion_predictions):
+            information_prediction = information_predictions.get(index)
+            probability = (
+                None if information_prediction is None else float(information_prediction[information_head.name][0])
+            )
+            label, subcategory, labels = decide(emotion_prediction, emotion_meta, probability, threshold)
+            route = [emotion_meta.name]
+            scores = None
+            if return_scores:
+                scores = {emotion_meta.name: _head_scores(emotion_meta, emotion_prediction)}
+            if information_prediction is not None:
+                route.append(information_meta.name)
+                if scores is not None:
+                    scores[information_meta.name] = _head_scores(information_meta, information_prediction)
+            decisions.append(Decision(label, subcategory, labels, route, probability, scores))
+        return RoutedBatch(decisions, mode, threshold, self.versions)
