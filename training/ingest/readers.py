@@ -28,7 +28,7 @@ import math
 import re
 import sys
 import xml.parsers.expat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -162,17 +162,35 @@ def _to_str(value: object) -> str | None:
     return str(value).strip()
 
 
-def _to_unix_seconds(value: object, zone: tzinfo) -> int | None:
-    """Unix seconds from an integer/float or an ISO date-time (naive ones are in ``zone``)."""
-    if isinstance(value, str) and value.strip() and not value.strip().lstrip("-").replace(".", "", 1).isdigit():
+class _UnixSeconds:
+    """Unix seconds from an integer/float or an ISO date-time; naive date-times are in ``zone``.
+
+    Zone offsets are cached per hour: ``datetime.replace(tzinfo=ZoneInfo)`` per row costs more
+    than the rest of a row's parsing, and an offset cannot change inside an hour.
+    """
+
+    _EPOCH = datetime(1970, 1, 1)
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._offsets: dict[tuple[int, int, int, int], int] = {}
+
+    def __call__(self, value: object) -> int | None:
+        if not isinstance(value, str) or not value.strip() or value.strip().lstrip("-").replace(".", "", 1).isdigit():
+            return _to_int(value, "sent_at")
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
             raise MalformedRecord(f"sent_at is neither unix seconds nor a date-time: {_excerpt(value)}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=zone)
-        return int(moment.timestamp())
-    return _to_int(value, "sent_at")
+        if moment.tzinfo is not None:
+            return int(moment.timestamp())
+        hour = (moment.year, moment.month, moment.day, moment.hour)
+        offset = self._offsets.get(hour)
+        if offset is None:
+            utc_offset = moment.replace(tzinfo=self.zone).utcoffset()
+            offset = int(utc_offset.total_seconds()) if utc_offset is not None else 0
+            self._offsets[hour] = offset
+        return int((moment - self._EPOCH).total_seconds()) - offset
 
 
 def _clean_text(value: object) -> str:
@@ -394,40 +412,41 @@ def read_texts(
 ) -> Iterator[Row]:
     """Stream comments from a CSV/JSONL table with a text column; known field columns are kept."""
     source = str(path)
-    zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
-    mapping: dict[str, str] | None = None
+    unix_seconds = _UnixSeconds(zone or ZoneInfo(DEFAULT_TIMEZONE))
+    converters: dict[str, Callable[[object], object]] = {
+        "video_id": _to_str,
+        "onset_s": lambda value: _to_float(value, "onset"),
+        "mode": lambda value: _to_int(value, "mode"),
+        "font_size": lambda value: _to_int(value, "font size"),
+        "colour": lambda value: _to_int(value, "colour"),
+        "sent_at": unix_seconds,
+        "pool": lambda value: _to_int(value, "pool"),
+        "sender": _to_str,
+        "row_id": lambda value: _to_int(value, "row id"),
+    }
+    # (field, column, converter) for the fields this table has, decided from its first record
+    fields: list[tuple[str, str, Callable[[object], object]]] | None = None
     for line, record in _iter_table(path):
         if isinstance(record, Malformed):
             yield record
             continue
-        if mapping is None:
+        if fields is None:
             if text_column not in record:
                 raise ValueError(
                     f"{path}: no text column {text_column!r} (columns: {', '.join(map(str, record))}); "
                     "pass the right --text-column"
                 )
-            mapping = {
+            columns = {
                 field: next((name for name in names if name in record), "") for field, names in FIELD_COLUMNS.items()
             }
             if video_column is not None:
                 if video_column not in record:
                     raise ValueError(f"{path}: no video column {video_column!r} (columns: {', '.join(record)})")
-                mapping["video_id"] = video_column
+                columns["video_id"] = video_column
+            fields = [(field, column, converters[field]) for field, column in columns.items() if column]
         try:
-            yield Comment(
-                text=_clean_text(record.get(text_column)),
-                source_file=source,
-                line=line,
-                video_id=_to_str(record.get(mapping["video_id"])) if mapping["video_id"] else None,
-                onset_s=_to_float(record.get(mapping["onset_s"]), "onset") if mapping["onset_s"] else None,
-                mode=_to_int(record.get(mapping["mode"]), "mode") if mapping["mode"] else None,
-                font_size=_to_int(record.get(mapping["font_size"]), "font size") if mapping["font_size"] else None,
-                colour=_to_int(record.get(mapping["colour"]), "colour") if mapping["colour"] else None,
-                sent_at=_to_unix_seconds(record.get(mapping["sent_at"]), zone) if mapping["sent_at"] else None,
-                pool=_to_int(record.get(mapping["pool"]), "pool") if mapping["pool"] else None,
-                sender=_to_str(record.get(mapping["sender"])) if mapping["sender"] else None,
-                row_id=_to_int(record.get(mapping["row_id"]), "row id") if mapping["row_id"] else None,
-            )
+            values = {field: convert(record.get(column)) for field, column, convert in fields}
+            yield Comment(text=_clean_text(record.get(text_column)), source_file=source, line=line, **values)  # type: ignore[arg-type]
         except MalformedRecord as problem:
             yield Malformed(source, line, str(problem), _excerpt(record.get(text_column)))
 

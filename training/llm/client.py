@@ -3,8 +3,8 @@
 Plain ``httpx`` rather than the ``openai`` package: httpx is already a dependency, and the
 labeller needs exactly what the SDK hides or does its own way: the raw ``content`` and
 ``finish_reason``, its own retry policy, and falling back from ``json_schema`` to ``json_object``
-to no ``response_format`` when a server answers 400 to the one it does not support (servers word
-that differently, so any 400 that names the response format counts).
+to no ``response_format`` when a server answers 400 (or FastAPI's 422) to the one it does not
+support (servers word that differently, so any such answer that names the response format counts).
 
 Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential backoff
 and full jitter; what is left after ``max_retries`` is a ``RequestFailed`` for the caller's retry
@@ -148,7 +148,7 @@ class ChatClient:
                 body = response.text[:500]
                 # A request in flight may have downgraded already; either way, resend without counting a retry.
                 if (
-                    response.status_code == 400
+                    response.status_code in (400, 422)
                     and sent_format != "none"
                     and _mentions_response_format(body)
                     and (self.response_format != sent_format or self._downgrade(body[:200]))

@@ -166,8 +166,9 @@ def test_slow_answers_time_out_and_are_retried(tmp_path: Path) -> None:
     assert result.report.request_retries == 1
 
 
-def test_json_schema_rejected_falls_back_to_json_object(tmp_path: Path) -> None:
-    fake = FakeLLM(script=lambda n, texts, fmt: "reject_schema")
+@pytest.mark.parametrize("behaviour", ["reject_schema", "reject_schema_422"])
+def test_json_schema_rejected_falls_back_to_json_object(tmp_path: Path, behaviour: str) -> None:
+    fake = FakeLLM(script=lambda n, texts, fmt: behaviour)
     result = run(fake, tmp_path, batch_size=8, concurrency=2)
     assert_all_labelled(result.records)
     assert result.report.response_format == "json_object"
