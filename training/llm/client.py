@@ -3,8 +3,9 @@
 Plain ``httpx`` rather than the ``openai`` package: httpx is already a dependency, and the
 labeller needs exactly what the SDK hides or does its own way: the raw ``content`` and
 ``finish_reason``, its own retry policy, and falling back from ``json_schema`` to ``json_object``
-to no ``response_format`` when a server answers 400 (or FastAPI's 422) to the one it does not
-support (servers word that differently, so any such answer that names the response format counts).
+to no ``response_format`` when a server refuses the one it does not support. Servers do that
+differently (400, FastAPI's 422, llama-cpp-python's 500), so any of those whose body names the
+response format counts.
 
 Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential backoff
 and full jitter; what is left after ``max_retries`` is a ``RequestFailed`` for the caller's retry
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 ResponseFormat = Literal["json_schema", "json_object", "none"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json_schema", "json_object", "none")
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# How servers refuse a response_format: 400 (vLLM, OpenAI), 422 (FastAPI validation), and 500
+# (llama-cpp-python's server wraps its validation error in a 500 naming the field).
+_FORMAT_REJECTION_STATUS = frozenset({400, 422, 500})
 
 
 class EndpointError(RuntimeError):
@@ -148,7 +152,7 @@ class ChatClient:
                 body = response.text[:500]
                 # A request in flight may have downgraded already; either way, resend without counting a retry.
                 if (
-                    response.status_code in (400, 422)
+                    response.status_code in _FORMAT_REJECTION_STATUS
                     and sent_format != "none"
                     and _mentions_response_format(body)
                     and (self.response_format != sent_format or self._downgrade(body[:200]))

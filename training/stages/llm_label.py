@@ -58,7 +58,10 @@ def llm_label(
         wanted.setdefault(identifier, text)
     todo = [(identifier, text) for identifier, text in wanted.items() if identifier not in done]
     chat = ChatClient(client, rng=random.Random(seed) if seed is not None else None)
-    failures_handle = failures_out.open("a", encoding="utf-8") if failures_out else None
+    failures_handle = None
+    if failures_out is not None:
+        failures_out.parent.mkdir(parents=True, exist_ok=True)
+        failures_handle = failures_out.open("a", encoding="utf-8")
     try:
         with (
             CheckpointWriter(checkpoint) as writer,

@@ -43,7 +43,7 @@ def run(fake: FakeLLM, tmp_path: Path, texts: list[tuple[str, str]] = TEXTS, **o
             texts,
             client=settings(url, **client_overrides),  # type: ignore[arg-type]
             checkpoint=tmp_path / "labels.checkpoint.jsonl",
-            failures_out=tmp_path / "labels.failed.jsonl",
+            failures_out=tmp_path / "new-folder" / "labels.failed.jsonl",
             progress=False,
             seed=0,
             **options,  # type: ignore[arg-type]
@@ -125,7 +125,7 @@ def test_an_item_that_always_fails_is_recorded_as_failed_and_others_finish(tmp_p
     report = result.report
     assert report.failed_items == 1 and report.splits == 4  # 11 -> 5|6 -> 3|3 -> 1|2 -> 1|1
     assert report.failures == [{"id": "poison", "reason": "unparseable answer: no answer items in the reply"}]
-    failed = [json.loads(line) for line in (tmp_path / "labels.failed.jsonl").read_text().splitlines()]
+    failed = [json.loads(line) for line in (tmp_path / "new-folder" / "labels.failed.jsonl").read_text().splitlines()]
     assert failed == report.failures
     assert "poison" not in checkpoint_ids(tmp_path)
 
@@ -166,7 +166,7 @@ def test_slow_answers_time_out_and_are_retried(tmp_path: Path) -> None:
     assert result.report.request_retries == 1
 
 
-@pytest.mark.parametrize("behaviour", ["reject_schema", "reject_schema_422"])
+@pytest.mark.parametrize("behaviour", ["reject_schema", "reject_schema_422", "reject_schema_500"])
 def test_json_schema_rejected_falls_back_to_json_object(tmp_path: Path, behaviour: str) -> None:
     fake = FakeLLM(script=lambda n, texts, fmt: behaviour)
     result = run(fake, tmp_path, batch_size=8, concurrency=2)
