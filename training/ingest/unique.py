@@ -27,7 +27,7 @@ MAX_BUCKETS = 256
 class UniqueTextCounter:
     """Collects ``(text_id, text, video_id)`` triples into disk buckets; ``write`` aggregates them."""
 
-    def __init__(self, work_dir: Path, *, buckets: int = 32, buffer_rows: int = 20_000) -> None:
+    def __init__(self, work_dir: Path, *, buckets: int = 32, buffer_rows: int = 4_096) -> None:
         if not 1 <= buckets <= MAX_BUCKETS:
             raise ValueError(f"buckets must be within 1..{MAX_BUCKETS}, got {buckets}")
         self._dir = Path(tempfile.mkdtemp(prefix="unique-texts-", dir=work_dir))
