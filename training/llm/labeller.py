@@ -17,6 +17,7 @@ Answers for ids the batch does not have are ignored (and counted). Labels are no
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -93,9 +94,17 @@ class LabelReport:
         return "\n".join(lines)
 
 
+_COMPOUND_SEPARATORS = re.compile(r"[/:|,>]")
+
+
+def _split_compound(names: tuple[str, ...]) -> list[str]:
+    """``information/situated_knowledge`` (a spelling small models use) -> both names."""
+    return [part for name in names for part in _COMPOUND_SEPARATORS.split(name) if part.strip()]
+
+
 def make_record(identifier: str, text: str, item: AnswerItem, model: str) -> dict[str, Any]:
     """A labelled-text record (``training/records.py`` columns + the llm extras) from one answer item."""
-    labels, subcategories, unknown = normalise_labels(item.labels, item.subcategories)
+    labels, subcategories, unknown = normalise_labels(_split_compound(item.labels), _split_compound(item.subcategories))
     return {
         "id": identifier,
         "text": text,

@@ -38,6 +38,13 @@ def test_answer_schema_restricts_labels_to_the_taxonomy() -> None:
         (("worry",), (), ["emotions_negative"], ["worry"], []),
         (("others", "information"), ("domain_knowledge",), ["information"], ["domain_knowledge"], []),
         (("sarcasm",), (), ["others"], ["other"], ["sarcasm"]),
+        (
+            ("information/situated_knowledge",),
+            ("emotions_positive: joy",),
+            ["information", "emotions_positive"],
+            ["situated_knowledge", "joy"],
+            [],
+        ),
     ],
 )
 def test_records_hold_normalised_and_raw_labels(
