@@ -9,7 +9,12 @@
 #   scripts/local_llm_server.sh stop    # stop the server started by `start`
 #
 # Environment: LLM_DIR (default /work/llm), LLM_PORT (8081), LLM_CTX (context tokens, 8192),
-# LLM_THREADS (CPU threads, all cores), PYTHON (python3).
+# LLM_THREADS (CPU threads, default all cores; on a machine busy with other jobs use 1: llama.cpp's
+# threads spin at barriers, and 2 threads on 2 shared cores generated 6x slower than 1), PYTHON.
+#
+# Then, e.g.: danmaku-train llm-label texts.parquet --out labels.parquet --base-url http://127.0.0.1:8081/v1 \
+#     --model qwen2.5-coder-0.5b-instruct --concurrency 1 --timeout 1200 --response-format none
+# (llama-cpp-python's server has no json_schema; its json_object grammar made generation much slower.)
 set -euo pipefail
 
 LLM_DIR=${LLM_DIR:-/work/llm}
