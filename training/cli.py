@@ -14,7 +14,12 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown in --help: the pipeline read top to bottom.
-COMMAND_MODULES: tuple[str, ...] = ("training.commands.import_encoder", "training.commands.tiny_encoder")
+COMMAND_MODULES: tuple[str, ...] = (
+    "training.commands.import_encoder",
+    "training.commands.tiny_encoder",
+    "training.commands.ingest",
+    "training.commands.llm_label",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Reading danmaku dumps (``readers``) and counting their unique texts (``unique``)."""

@@ -1,0 +1,75 @@
+"""The reference labelling prompt: the schema, JSON-only rules, and one batch of comments.
+
+Comments are numbered 1..N inside a batch (``comment_id``): short ids cost fewer output tokens
+than text hashes and small models copy them reliably; the labeller maps them back. The example
+in the rules uses id "0", which no batch contains, so an echoed or copied example is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from training.taxonomy import MAIN_LABELS, SCHEMA, SUB_LABELS
+
+PROMPT_VERSION = "danmaku-labels-v1"
+
+_SCHEMA_LINES = "\n".join(f"- {main}: {', '.join(subs)}" for main, subs in SCHEMA.items())
+
+SYSTEM_PROMPT = f"""You label Chinese danmaku: short bullet-screen comments shown over Bilibili videos.
+
+Categories (main label: its sub-categories):
+{_SCHEMA_LINES}
+
+Definitions:
+- information: facts, knowledge, context, an explanation, a source, or a substantive opinion or remark about the video.
+- emotions_positive: admiration, encouragement, gratitude, joy or amusement (哈哈哈, 笑死, 草 as laughter, 233), \
+empathy, being moved (泪目), relief.
+- emotions_negative: criticism or complaint, worry, shock or disbelief, sad recollection.
+- social: addressing viewers or the uploader: presence (打卡, 来了, 前排), self-report (我刚下班), interaction \
+(@, 弹幕护体, 前方高能), curiosity or questions (这是什么歌？), confusion (？？？, 没看懂).
+- others: none of the above: spam, meaningless strings, unclear, off-topic, emoticons with no clear feeling.
+Slang: awsl and 爷青回 are positive; 6666 is admiration; 好家伙 is mild shock. A question about the content is \
+social/curiosity; an answer to one is information/situated_knowledge. Judge each comment alone.
+
+Rules:
+- Label EVERY comment. Usually one main label, at most two when clearly both.
+- Give one sub-category for each main label, taken from that label's list; others has sub-category other.
+- rationale: at most 10 words, in English.
+- Answer with JSON only: no prose, no code fences, nothing before or after. Format:
+{{"comments": [{{"comment_id": "0", "labels": ["emotions_positive"], "subcategories": ["joy"], \
+"rationale": "laughter"}}]}}"""
+
+
+def user_prompt(texts: Sequence[str]) -> str:
+    """The user turn for one batch: the comments as a JSON array with ids 1..N."""
+    numbered = [{"comment_id": str(index), "text": text} for index, text in enumerate(texts, start=1)]
+    lines = ",\n".join(json.dumps(item, ensure_ascii=False) for item in numbered)
+    return f"Label these {len(texts)} comments:\n[\n{lines}\n]"
+
+
+def build_messages(texts: Sequence[str]) -> list[dict[str, str]]:
+    """Chat messages for one batch."""
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_prompt(texts)}]
+
+
+def answer_json_schema(batch_size: int) -> dict[str, Any]:
+    """JSON schema of the answer, for servers with structured output (vLLM, llama.cpp, OpenAI)."""
+    item = {
+        "type": "object",
+        "properties": {
+            "comment_id": {"type": "string"},
+            "labels": {"type": "array", "items": {"type": "string", "enum": list(MAIN_LABELS)}, "minItems": 1},
+            "subcategories": {"type": "array", "items": {"type": "string", "enum": list(SUB_LABELS)}},
+            "rationale": {"type": "string"},
+        },
+        "required": ["comment_id", "labels", "subcategories", "rationale"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"comments": {"type": "array", "items": item, "maxItems": batch_size}},
+        "required": ["comments"],
+        "additionalProperties": False,
+    }
