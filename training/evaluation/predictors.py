@@ -1,0 +1,163 @@
+"""Probabilities per head for a list of texts, from an exported bundle or a training checkpoint.
+
+``BundlePredictor`` computes them the way serving does: the bundle's preprocessing, its
+``tokenizer.json`` truncated to ``max_sequence_length`` and padded with its pad id, the text
+features on the preprocessed text, ONNX Runtime on CPU, then each head's activation.
+``CheckpointPredictor`` runs the PyTorch model saved by a training stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from service.bundle import FEATURES_INPUT, Head, load_bundle
+from service.text import preprocess, text_features
+
+if TYPE_CHECKING:
+    from training.modeling.saved import ClassifierCard
+
+
+class Predictor(Protocol):
+    task: str
+    heads: list[Head]
+    description: dict[str, Any]
+
+    def probabilities(self, texts: Sequence[str], *, progress: bool = True) -> dict[str, np.ndarray]: ...
+
+
+def activate(logits: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "softmax":
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        result: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+        return result
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+class BundlePredictor:
+    """A bundle directory run through ONNX Runtime exactly as the service runs it."""
+
+    def __init__(self, directory: Path | str, *, batch_size: int = 64, providers: Sequence[str] | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.bundle = load_bundle(directory)
+        metadata = self.bundle.metadata
+        self.task: str = metadata.task
+        self.heads: list[Head] = list(metadata.heads)
+        self.description = {
+            "kind": "bundle",
+            "path": str(directory),
+            "name": metadata.name,
+            "version": metadata.version,
+            "precision": metadata.onnx.precision,
+        }
+        self.batch_size = batch_size
+        self.session = ort.InferenceSession(
+            str(self.bundle.onnx_path), providers=list(providers or ["CPUExecutionProvider"])
+        )
+        self.tokenizer = Tokenizer.from_file(str(self.bundle.tokenizer_path))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=metadata.max_sequence_length)
+
+    def probabilities(self, texts: Sequence[str], *, progress: bool = True) -> dict[str, np.ndarray]:
+        metadata = self.bundle.metadata
+        cleaned = [preprocess(text, metadata.preprocessing) for text in texts]
+        encodings = self.tokenizer.encode_batch(cleaned)
+        order = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
+        outputs: dict[str, list[np.ndarray]] = {head.output: [] for head in self.heads}
+        starts = range(0, len(order), self.batch_size)
+        for start in tqdm(starts, desc=f"onnx {metadata.name}", unit="batch", disable=not progress):
+            indices = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in indices)
+            input_ids = np.full((len(indices), width), metadata.tokenizer.pad_token_id, dtype=np.int64)
+            attention_mask = np.zeros((len(indices), width), dtype=np.int64)
+            for row, index in enumerate(indices):
+                ids = encodings[index].ids
+                input_ids[row, : len(ids)] = ids
+                attention_mask[row, : len(ids)] = 1
+            feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if "token_type_ids" in metadata.inputs:
+                feed["token_type_ids"] = np.zeros_like(input_ids)
+            if FEATURES_INPUT in metadata.inputs:
+                feed[FEATURES_INPUT] = np.asarray([text_features(cleaned[i]) for i in indices], dtype=np.float32)
+            results = self.session.run([head.output for head in self.heads], feed)
+            for head, result in zip(self.heads, results, strict=True):
+                outputs[head.output].append(np.asarray(result, dtype=np.float32))
+        inverse = np.argsort(order, kind="stable")
+        return {
+            head.name: activate(np.concatenate(outputs[head.output])[inverse], head.activation)
+            if texts
+            else np.zeros((0, len(head.labels)), dtype=np.float32)
+            for head in self.heads
+        }
+
+
+class CheckpointPredictor:
+    """A classifier saved by a training stage (``training.modeling.saved``), run in PyTorch."""
+
+    def __init__(self, directory: Path | str, *, batch_size: int = 64, device: str = "auto") -> None:
+        from training.modeling.saved import load_classifier
+        from training.modeling.trainer import resolve_device
+
+        self.model, self.tokenizer, self.card = load_classifier(Path(directory))
+        self.task = "information" if self.card.kind == "information" else "emotion"
+        self.heads = list(self.card.heads)
+        self.description = {"kind": "checkpoint", "path": str(directory), "base_encoder": self.card.base_encoder}
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+
+    def probabilities(self, texts: Sequence[str], *, progress: bool = True) -> dict[str, np.ndarray]:
+        return model_probabilities(
+            self.model,
+            self.tokenizer,
+            self.card,
+            texts,
+            batch_size=self.batch_size,
+            device=self.device,
+            progress=progress,
+        )
+
+
+def model_probabilities(
+    model: Any,
+    tokenizer: Any,
+    card: ClassifierCard,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    device: Any = "cpu",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Probabilities per head of a PyTorch classifier described by ``card`` (PyTorch, length-sorted batches)."""
+    import torch
+
+    from training.modeling.batching import encode_dataset
+    from training.modeling.trainer import predict_logits
+
+    dataset = encode_dataset(
+        texts,
+        tokenizer,
+        targets=[np.zeros((len(texts), len(head.labels)), dtype=np.float32) for head in card.heads],
+        max_sequence_length=card.max_sequence_length,
+        preprocessing=card.preprocessing,
+        with_features=card.kind == "information",
+        progress=False,
+    )
+    logits = predict_logits(model, dataset, batch_size=batch_size, device=torch.device(device), progress=progress)
+    return {head.name: activate(values, head.activation) for head, values in zip(card.heads, logits, strict=True)}
+
+
+def open_predictor(path: Path | str, *, batch_size: int = 64) -> Predictor:
+    """A bundle directory (has bundle.json) or a training checkpoint (has classifier.json)."""
+    path = Path(path)
+    if (path / "bundle.json").is_file():
+        return BundlePredictor(path, batch_size=batch_size)
+    if (path / "classifier.json").is_file():
+        return CheckpointPredictor(path, batch_size=batch_size)
+    raise FileNotFoundError(f"{path}: neither a bundle (bundle.json) nor a trained classifier (classifier.json)")
