@@ -37,7 +37,12 @@ def test_csv_accepts_json_lists_separators_and_aliases(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     first, second = read_labelled(path, default_source="manual")
-    assert (first.id, first.labels, first.subcategories, first.source) == ("row2", ("social",), ("interaction",), "manual")
+    assert (first.id, first.labels, first.subcategories, first.source) == (
+        "row2",
+        ("social",),
+        ("interaction",),
+        "manual",
+    )
     assert second.labels == ("emotions_positive", "social")
     assert second.subcategories == ("joy", "curiosity")
 
@@ -60,14 +65,14 @@ def test_missing_text_duplicate_id_and_unlabelled_rows_are_refused(tmp_path: Pat
     path.write_text('{"id": "a", "text": "x", "labels": []}\n')
     with pytest.raises(TableError, match="has no labels"):
         read_labelled(path)
-    assert list(iter_labelled(path))[0].labels == ()
+    assert next(iter(iter_labelled(path))).labels == ()
 
 
 def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(TableError, match="file not found"):
         read_labelled(tmp_path / "absent.jsonl")
     (tmp_path / "t.txt").write_text("x")
-    with pytest.raises(TableError, match="unknown table format '.txt'"):
+    with pytest.raises(TableError, match=r"unknown table format '\.txt'"):
         read_labelled(tmp_path / "t.txt")
 
 

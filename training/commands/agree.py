@@ -11,7 +11,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from training.commands.options import add_common_options, add_settings_options, config_section, settings_from_args
+from training.commands.options import (
+    add_common_options,
+    add_settings_options,
+    config_section,
+    reported_errors,
+    settings_from_args,
+)
 from training.stages.agree import AgreeSettings
 
 ANNOTATED_TABLE = "holdout"
@@ -27,7 +33,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the table written")
     add_common_options(parser)
     add_settings_options(parser, AgreeSettings)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def agree_files(

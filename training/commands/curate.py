@@ -10,7 +10,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from training.commands.options import add_common_options, add_settings_options, config_section, settings_from_args
+from training.commands.options import (
+    add_common_options,
+    add_settings_options,
+    config_section,
+    reported_errors,
+    settings_from_args,
+)
 from training.stages.curate import CurationSettings
 
 CURATED_TABLE = "curated"
@@ -26,7 +32,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the table written")
     add_common_options(parser)
     add_settings_options(parser, CurationSettings)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def curate_files(

@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from training.commands.options import reported_errors
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def _rows(path: Path, split: str | None) -> list[Any]:

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.commands.options import add_common_options, add_settings_options, config_section, settings_from_args
+from training.commands.options import (
+    add_common_options,
+    add_settings_options,
+    config_section,
+    reported_errors,
+    settings_from_args,
+)
 from training.config import ExportSettings
 
 
@@ -26,7 +32,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", type=Path, nargs="*", default=[], help="data files recorded in the provenance")
     add_common_options(parser)
     add_settings_options(parser, ExportSettings)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def validation_rows(path: Path | None) -> list[Any]:

@@ -9,8 +9,11 @@ command line override, in this order, the model defaults and the matching sectio
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -117,3 +120,20 @@ def config_section(args: argparse.Namespace, section: str) -> tuple[dict[str, An
     config = load_config(args.config)
     seed = args.seed if args.seed is not None else config.seed
     return config.section(section), seed, config.preprocessing
+
+
+def reported_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command handler: a bad input (table, config, value) prints one ``error:`` line, exit 2."""
+    from training.config import ConfigError
+    from training.runner import PipelineError
+    from training.tables import TableError
+
+    @functools.wraps(handler)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (ConfigError, PipelineError, TableError, FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapped

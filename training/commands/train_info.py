@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from service.text import Preprocessing
-from training.commands.options import add_common_options, add_settings_options, config_section, settings_from_args
+from training.commands.options import (
+    add_common_options,
+    add_settings_options,
+    config_section,
+    reported_errors,
+    settings_from_args,
+)
 from training.stages.train_info import TrainInfoSettings
 
 TRAIN_TABLE = "train"
@@ -32,7 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the tables written")
     add_common_options(parser)
     add_settings_options(parser, TrainInfoSettings)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def train_info_files(

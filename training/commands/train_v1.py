@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from service.text import Preprocessing
-from training.commands.options import add_common_options, add_settings_options, config_section, settings_from_args
+from training.commands.options import (
+    add_common_options,
+    add_settings_options,
+    config_section,
+    reported_errors,
+    settings_from_args,
+)
 from training.stages.train_v1 import TrainV1Settings
 
 HOLDOUT_TABLE = "holdout"
@@ -28,7 +34,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the tables written")
     add_common_options(parser)
     add_settings_options(parser, TrainV1Settings)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def table_path(out_dir: Path, name: str, table_format: str) -> Path:

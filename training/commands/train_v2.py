@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from service.text import Preprocessing
-from training.commands.options import add_common_options, add_settings_options, config_section, settings_from_args
+from training.commands.options import (
+    add_common_options,
+    add_settings_options,
+    config_section,
+    reported_errors,
+    settings_from_args,
+)
 from training.stages.train_v2 import TrainV2Settings
 
 
@@ -22,7 +28,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     add_common_options(parser)
     add_settings_options(parser, TrainV2Settings)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def curated_splits(curated: Path) -> tuple[list[Any], list[Any]]:

@@ -39,7 +39,7 @@ def test_loss_goes_down_on_a_learnable_task(tiny_encoder_dir: Path, tmp_path: Pa
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert trained.card.training["best_validation_score"] > 0.6  # main-head macro-F1 on unseen rows
     assert not (tmp_path / CHECKPOINT_DIR).exists()  # resume state removed once the model is saved
-    model, _, card = load_classifier(tmp_path / MODEL_DIR)
+    _model, _, card = load_classifier(tmp_path / MODEL_DIR)
     assert card.training["fingerprint"] == "toy"
     assert [head.name for head in card.heads] == ["main", "sub"]
 

@@ -1,0 +1,97 @@
+"""`danmaku-train run` end to end on a tiny config: stages 3-9 produce bundles the service loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.bundle import load_bundle
+from tests.fixtures.labelled import synthetic_records
+from training.cli import main
+from training.tables import read_labelled, write_labelled
+
+TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 0.01, "warmup_ratio": 0.0, "max_sequence_length": 24}
+
+
+def _config(tmp_path: Path, encoder: Path) -> Path:
+    labels = write_labelled(tmp_path / "llm_labels.jsonl", synthetic_records(160, seed=3))
+    manual = tmp_path / "manual.csv"
+    rows = synthetic_records(40, seed=4, source="manual", prefix="m")
+    manual.write_text(
+        "id,text,labels,subcategories\n"
+        + "".join(f"{r.id},{r.text},{r.labels[0]},{r.subcategories[0]}\n" for r in rows),
+        encoding="utf-8",
+    )
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "models_dir": str(tmp_path / "models"),
+        "seed": 5,
+        "labels": str(labels),
+        "manual_labels": str(manual),
+        "train_v1": {"encoder": str(encoder), "sample_size": 0.4, "test_size": 20, "training": TRAINING},
+        "curate": {"agreed_others_rate": 0.5, "disagreed_to_others_rate": 0.1},
+        "train_v2": {"encoder": str(encoder), "training": {**TRAINING, "early_stopping_patience": 1}},
+        "train_info": {"encoder": str(encoder), "training": TRAINING},
+        "export": {"int8": False, "parity_rows": 8},
+        "evaluate": {"plots": True},
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_run_produces_loadable_bundles_then_skips(
+    tmp_path: Path, tiny_encoder_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, tiny_encoder_dir)
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    first = capsys.readouterr().out
+    for stage in ("train-v1", "agree", "curate", "train-v2", "train-info", "export", "evaluate"):
+        assert f"{stage:<11} ran" in first, first
+
+    emotion = load_bundle(tmp_path / "models" / "emotion")
+    information = load_bundle(tmp_path / "models" / "information")
+    assert emotion.metadata.task == "emotion" and information.metadata.task == "information"
+    assert emotion.metadata.head("main").thresholds
+    assert emotion.metadata.provenance["git_commit"] is None or len(emotion.metadata.provenance["git_commit"]) >= 40
+    assert {entry["role"] for entry in emotion.metadata.provenance["data"]} == {"labels", "curated"}
+    assert emotion.metadata.provenance["config"]["seed"] == 5
+
+    run = tmp_path / "run"
+    assert {p.name for p in (run / "train_v1").glob("*.jsonl")} == {"v1_train.jsonl", "holdout.jsonl", "test.jsonl"}
+    agreement = json.loads((run / "agree" / "report.json").read_text())
+    assert agreement["rows"] == 160 - 64 - 20
+    curated = read_labelled(run / "curate" / "curated.jsonl")
+    assert {record.extra["provenance"] for record in curated} >= {"manual"}
+    assert sum(record.extra["provenance"] == "manual" for record in curated) == 40
+    summary = json.loads((run / "evaluate" / "summary.json").read_text())
+    assert {(row["bundle"], row["table"]) for row in summary["evaluations"]} == {
+        ("emotion", "validation"),
+        ("emotion", "test"),
+        ("information", "validation"),
+        ("information", "test"),
+    }
+    assert (run / "evaluate" / "emotion" / "test" / "pr_main.png").stat().st_size > 1000
+    assert "| **macro avg** |" in (run / "evaluate" / "emotion" / "test" / "report.md").read_text()
+
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    second = capsys.readouterr().out
+    assert second.count("skipped") == 7 and " ran" not in second
+
+
+def test_run_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("labels: x.jsonl\nmanual_labels: m.csv\ncurate: {agreed_rate: 2}\n")
+    assert main(["run", "--config", str(path)]) == 2
+    assert "curate.agreed_rate" in capsys.readouterr().out
+
+
+def test_a_configured_stage_whose_module_is_absent_fails_clearly() -> None:
+    from training.pipeline import _optional_stage_module
+    from training.runner import PipelineError
+
+    with pytest.raises(PipelineError, match=r"stage 'llm-label' is configured but training\.stages\.nope is not part"):
+        _optional_stage_module("training.stages.nope", "llm-label")
