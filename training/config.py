@@ -81,8 +81,10 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
-        if self.labels is None and self.llm_label is None:
+        if self.train_v1.enabled and self.labels is None and self.llm_label is None:
             raise ValueError("set 'labels' (a labelled-text table) or configure 'llm_label' to produce one")
+        if not self.train_v1.enabled and self.manual_labels is None:
+            raise ValueError("train_v1.enabled is false, so the curated set is the manual labels: set 'manual_labels'")
         if self.train_info.enabled and self.train_info.source == "manual" and self.manual_labels is None:
             raise ValueError(
                 "train_info.source is 'manual' but 'manual_labels' is not set; "

@@ -149,7 +149,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
         from training.commands.curate import curate_files
 
         curate_files(
-            layout.table("agree", "holdout"),
+            layout.table("agree", "holdout") if config.train_v1.enabled else None,
             config.manual_labels,
             layout.dir("curate"),
             settings=config.curate,
@@ -194,7 +194,11 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
             layout.bundle(config.export.emotion_name),
             validation=layout.table("curate", "curated"),
             settings=config.export,
-            data=[(layout.labels, "labels"), (layout.table("curate", "curated"), "curated")],
+            data=[
+                *([(layout.labels, "labels")] if config.train_v1.enabled else []),
+                *([(config.manual_labels, "manual")] if config.manual_labels else []),
+                (layout.table("curate", "curated"), "curated"),
+            ],
             config=snapshot,
         )
         if config.train_info.enabled:
@@ -216,7 +220,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
         from training.tables import iter_labelled, write_json, write_text
 
         test = layout.table("train_v1", "test")
-        has_test = test.is_file() and any(True for _ in iter_labelled(test))
+        has_test = config.train_v1.enabled and test.is_file() and any(True for _ in iter_labelled(test))
         evaluate = config.evaluate
         rows: list[dict[str, Any]] = []
         for bundle_dir in layout.bundles():
@@ -261,7 +265,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
     manual = [config.manual_labels] if config.manual_labels is not None else []
     evaluation_tables = [
         layout.table("curate", "curated"),
-        layout.table("train_v1", "test"),
+        *([layout.table("train_v1", "test")] if config.train_v1.enabled else []),
         *([layout.table("train_info", "validation")] if config.train_info.enabled else []),
         *config.evaluate.tables,
     ]
@@ -296,6 +300,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
                 *(layout.table("train_v1", name) for name in ("v1_train", "holdout", "test")),
             ],
             run=run_train_v1,
+            enabled=config.train_v1.enabled,
             description="sample N labels, train BERT v1; the rest is the holdout",
         ),
         Stage(
@@ -305,13 +310,14 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
             inputs=lambda: [layout.dir("train_v1") / "model", layout.table("train_v1", "holdout")],
             outputs=lambda: [layout.table("agree", "holdout"), layout.dir("agree") / "report.json"],
             run=run_agree,
+            enabled=config.train_v1.enabled,
             description="v1 vs LLM labels on the holdout",
         ),
         Stage(
             name="curate",
             section="curate",
             settings=settings("curate"),
-            inputs=lambda: [layout.table("agree", "holdout"), *manual],
+            inputs=lambda: [*([layout.table("agree", "holdout")] if config.train_v1.enabled else []), *manual],
             outputs=lambda: [layout.table("curate", "curated"), layout.dir("curate") / "report.json"],
             run=run_curate,
             description="agreed/disagreed sampling + manual labels, 80/20 split",

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "curate", help="stage 5: sample agreed/disagreed holdout rows + manual labels into v2's training set"
     )
-    parser.add_argument("--holdout", type=Path, required=True, help="annotated holdout (agree OUT/holdout.jsonl)")
+    parser.add_argument("--holdout", type=Path, help="annotated holdout (agree OUT/holdout.jsonl); absent: manual only")
     parser.add_argument("--manual", type=Path, help="manual labels (JSONL/CSV/Parquet/Label Studio JSON)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the table written")
@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 
 def curate_files(
-    holdout: Path,
+    holdout: Path | None,
     manual: Path | None,
     out_dir: Path,
     *,
@@ -50,9 +50,11 @@ def curate_files(
     from training.stages.curate import curate
     from training.tables import TableError, read_labelled, write_json, write_labelled, write_text
 
-    records = read_labelled(holdout, default_source="llm")
+    if holdout is None and manual is None:
+        raise ValueError("curate needs an annotated holdout, manual labels, or both")
+    records = read_labelled(holdout, default_source="llm") if holdout else []
     missing = [record.id for record in records if "agreed" not in record.extra]
-    if missing:
+    if holdout and missing:
         raise TableError(
             holdout, f"{len(missing)} rows lack the 'agreed' column (first: {missing[0]!r}); run agree first"
         )
@@ -63,7 +65,7 @@ def curate_files(
     counts = dict(curated.counts)
     counts["settings"] = settings.model_dump(mode="json")
     counts["seed"] = seed
-    counts["data"] = [data_file(holdout, rows=len(records), role="holdout")]
+    counts["data"] = [data_file(holdout, rows=len(records), role="holdout")] if holdout else []
     if manual:
         counts["data"].append(data_file(manual, rows=len(manual_records), role="manual"))
     write_json(out_dir / "report.json", counts)

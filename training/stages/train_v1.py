@@ -28,6 +28,10 @@ DEFAULT_ENCODER = "bert-base-chinese"
 class TrainV1Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    enabled: bool = Field(
+        True,
+        description="Run v1 and agree. Off: curate keeps only the manual labels (a demo without LLM labels).",
+    )
     encoder: str = Field(DEFAULT_ENCODER, description="Hub id or local directory of the pretrained encoder.")
     sample_size: float = Field(
         100_000, ge=0, description="Rows that train v1: a count, or a share of the table when below 1."

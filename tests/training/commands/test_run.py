@@ -57,7 +57,7 @@ def test_run_produces_loadable_bundles_then_skips(
     assert emotion.metadata.task == "emotion" and information.metadata.task == "information"
     assert emotion.metadata.head("main").thresholds
     assert emotion.metadata.provenance["git_commit"] is None or len(emotion.metadata.provenance["git_commit"]) >= 40
-    assert {entry["role"] for entry in emotion.metadata.provenance["data"]} == {"labels", "curated"}
+    assert {entry["role"] for entry in emotion.metadata.provenance["data"]} == {"labels", "manual", "curated"}
     assert emotion.metadata.provenance["config"]["seed"] == 5
 
     run = tmp_path / "run"
@@ -80,6 +80,22 @@ def test_run_produces_loadable_bundles_then_skips(
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     second = capsys.readouterr().out
     assert second.count("skipped") == 7 and " ran" not in second
+
+
+def test_without_v1_the_manual_labels_are_the_curated_set(
+    tmp_path: Path, tiny_encoder_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load(_config(tmp_path, tiny_encoder_dir).read_text())
+    del config["labels"]
+    config["train_v1"] = {"enabled": False}
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "train-v1    disabled" in out and "agree       disabled" in out and "curate      would-run" in out
+    assert main(["run", "--config", str(path), "--to", "curate", "--no-progress"]) == 0
+    curated = read_labelled(tmp_path / "run" / "curate" / "curated.jsonl")
+    assert len(curated) == 40 and {r.extra["provenance"] for r in curated} == {"manual"}
 
 
 def test_run_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
