@@ -62,12 +62,18 @@ class StageOutcome:
     reason: str = ""
 
 
+HASH_CACHE = "hashes.json"
+
+
 @dataclass
 class StageRunner:
-    """Executes stages with stamps under ``run_dir``."""
+    """Executes stages with stamps (and a cache of file hashes) under ``run_dir/stamps``."""
 
     run_dir: Path
-    hasher: ContentHasher = field(default_factory=ContentHasher)
+    hasher: ContentHasher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hasher = ContentHasher(self.run_dir / STAMP_DIR / HASH_CACHE)
 
     def stamp_path(self, stage: Stage) -> Path:
         return self.run_dir / STAMP_DIR / f"{stage.name}.json"
@@ -117,6 +123,14 @@ class StageRunner:
                 raise PipelineError(f"unknown stage {name!r}; stages are {names}")
         first = names.index(start) if start else 0
         last = names.index(stop) if stop else len(names) - 1
+        try:
+            return self._run(stages, first, last, force, dry_run)
+        finally:
+            self.hasher.save()
+
+    def _run(
+        self, stages: Sequence[Stage], first: int, last: int, force: Sequence[str], dry_run: bool
+    ) -> list[StageOutcome]:
         outcomes: list[StageOutcome] = []
         pending: set[Path] = set()  # dry run: outputs of stages that would run
         for index, stage in enumerate(stages):

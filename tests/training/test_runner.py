@@ -111,3 +111,24 @@ def test_a_missing_input_is_named(tmp_path: Path) -> None:
     pipeline.source.unlink()
     with pytest.raises(PipelineError, match=r"stage 'upper': input .*source\.txt does not exist"):
         pipeline.run()
+
+
+def test_hashes_are_cached_across_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.hashing
+
+    pipeline = Pipeline(tmp_path)
+    pipeline.run()
+    assert (tmp_path / "run" / "stamps" / "hashes.json").is_file()
+    hashed: list[Path] = []
+    real = training.hashing.sha256_of
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(training.hashing, "sha256_of", counting)
+    assert pipeline.run()["count"] == "skipped"
+    assert hashed == []  # nothing changed: every digest came from the cache
+    pipeline.source.write_text("other")
+    assert pipeline.run()["upper"] == "ran"
+    assert pipeline.source in hashed

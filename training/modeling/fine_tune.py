@@ -72,6 +72,12 @@ def _load_tokenizer(encoder: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def _freeze_embeddings(model: nn.Module, settings: TrainingSettings) -> None:
+    if settings.freeze_embeddings:
+        encoder = getattr(model, "encoder")  # noqa: B009 - both classifier classes hold one
+        encoder.get_input_embeddings().requires_grad_(False)
+
+
 def _train_and_save(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -87,6 +93,7 @@ def _train_and_save(
     on_epoch_end: Callable[[EpochRecord], None] | None,
     progress: bool,
 ) -> TrainedModel:
+    _freeze_embeddings(model, settings)
     result = fit(
         model,
         train,

@@ -189,17 +189,26 @@ def macro_f1(targets: np.ndarray, probabilities: np.ndarray, threshold: float = 
 
 
 def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
+    """AdamW; no weight decay on biases and norms; the encoder at ``learning_rate``, everything
+    else (heads, feature projection) at ``head_learning_rate``."""
+    head_rate = settings.head_learning_rate or settings.learning_rate
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
-    groups = [
-        {"params": decay, "weight_decay": settings.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=settings.learning_rate)
+        decays = not (parameter.ndim < 2 or "norm" in name.lower())
+        groups.setdefault((name.startswith("encoder."), decays), []).append(parameter)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "lr": settings.learning_rate if in_encoder else head_rate,
+                "weight_decay": settings.weight_decay if decays else 0.0,
+            }
+            for (in_encoder, decays), params in sorted(groups.items())
+        ],
+        lr=settings.learning_rate,
+    )
 
 
 def _linear_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:

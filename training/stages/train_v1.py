@@ -39,6 +39,11 @@ class TrainV1Settings(BaseModel):
     test_size: float = Field(
         0, ge=0, description="Rows kept out of every stage to score the final models: a count or a share (0: none)."
     )
+    pos_weight_cap: float | None = Field(
+        None,
+        ge=1,
+        description="Class-weighted BCE as in v2 (neg/pos per label, capped); default: plain BCE as in the reference.",
+    )
     training: TrainingSettings = Field(default_factory=TrainingSettings)
 
 
@@ -75,6 +80,7 @@ def train_v1(
         seed=seed,
         work_dir=work_dir,
         fingerprint=fingerprint,
+        pos_weight_cap=settings.pos_weight_cap,
         on_epoch_end=on_epoch_end,
         progress=progress,
     )

@@ -170,3 +170,40 @@ def test_positive_class_weights_are_neg_over_pos_capped() -> None:
     weights = positive_class_weights(targets, cap=2.0)
     assert weights.tolist() == [2.0, 2.0, 2.0]  # 3/1 capped to 2; unseen label gets the cap
     assert positive_class_weights(targets, cap=10.0).tolist() == [3.0, 10.0, 3.0]
+
+
+def test_frozen_word_embeddings_stay_as_loaded(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    from training.modeling.classifiers import load_encoder
+
+    trained = fine_tune_emotion(
+        synthetic_records(16, seed=7),
+        encoder=str(tiny_encoder_dir),
+        settings=FAST.model_copy(update={"epochs": 1, "freeze_embeddings": True}),
+        preprocessing=Preprocessing(),
+        seed=0,
+        work_dir=tmp_path,
+        fingerprint="frozen",
+        progress=False,
+    )
+    original = load_encoder(str(tiny_encoder_dir))
+    tuned = trained.model.encoder  # type: ignore[union-attr]
+    assert torch.equal(tuned.get_input_embeddings().weight, original.get_input_embeddings().weight)
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(tuned.state_dict()[layer], original.state_dict()[layer])
+
+
+def test_heads_get_their_own_learning_rate_and_norms_no_decay(tiny_encoder_dir: Path) -> None:
+    from training.modeling.classifiers import MultiHeadClassifier, load_encoder
+    from training.modeling.trainer import _optimizer
+
+    model = MultiHeadClassifier(load_encoder(str(tiny_encoder_dir)), num_main=5, num_sub=22)
+    settings = TrainingSettings(learning_rate=1e-4, head_learning_rate=1e-2, weight_decay=0.1)
+    groups = _optimizer(model, settings).param_groups
+    by_id = {id(p): group for group in groups for p in group["params"]}
+    assert by_id[id(model.main_head.weight)]["lr"] == 1e-2
+    assert by_id[id(model.main_head.bias)]["weight_decay"] == 0.0
+    query = model.encoder.encoder.layer[0].attention.self.query.weight  # type: ignore[union-attr,index]
+    assert by_id[id(query)]["lr"] == 1e-4 and by_id[id(query)]["weight_decay"] == 0.1
+    assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))
+    default = _optimizer(model, TrainingSettings(learning_rate=3e-5)).param_groups
+    assert {group["lr"] for group in default} == {3e-5}
