@@ -47,6 +47,18 @@ def validation_rows(path: Path | None) -> list[Any]:
     return records
 
 
+def table_rows(path: Path) -> int | None:
+    """Rows of a labelled-text table, None for anything else (recorded in the provenance)."""
+    from training.tables import READABLE_SUFFIXES, TableError, iter_labelled
+
+    if path.suffix.lower() not in READABLE_SUFFIXES:
+        return None
+    try:
+        return sum(1 for _ in iter_labelled(path))
+    except TableError:
+        return None
+
+
 def export_files(
     model_dir: Path,
     out_dir: Path,
@@ -63,7 +75,7 @@ def export_files(
 
     rows = validation_rows(validation)
     provenance: dict[str, Any] = {
-        "data": [data_file(path, role=role) for path, role in data],
+        "data": [data_file(path, rows=table_rows(path), role=role) for path, role in data],
         "validation": None if validation is None else data_file(validation, rows=len(rows), role="validation"),
         "git_commit": git_commit(),
     }

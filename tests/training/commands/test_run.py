@@ -58,6 +58,7 @@ def test_run_produces_loadable_bundles_then_skips(
     assert emotion.metadata.head("main").thresholds
     assert emotion.metadata.provenance["git_commit"] is None or len(emotion.metadata.provenance["git_commit"]) >= 40
     assert {entry["role"] for entry in emotion.metadata.provenance["data"]} == {"labels", "manual", "curated"}
+    assert all(entry["rows"] > 0 and len(entry["sha256"]) == 64 for entry in emotion.metadata.provenance["data"])
     assert emotion.metadata.provenance["config"]["seed"] == 5
 
     run = tmp_path / "run"
