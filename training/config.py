@@ -26,6 +26,45 @@ class ConfigError(ValueError):
     """The pipeline config is missing, unreadable or invalid; the message names file and key."""
 
 
+class IngestSettings(BaseModel):
+    """Stage 1 (``training.stages.ingest``): raw danmaku files -> comments + unique texts (Parquet)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: list[Path] = Field(min_length=1, description="Files or directories (searched recursively), .gz allowed.")
+    file_format: Literal["auto", "xml", "video-hourly", "texts"] = Field(
+        "auto", description="Input format; auto detects it per file."
+    )
+    text_column: str = Field("text", description="Text column of CSV/JSONL text tables.")
+    video_column: str | None = Field(None, description="Video id column of text tables (default: guessed).")
+    timezone: str = Field("Asia/Shanghai", description="Zone of naive date-times.")
+    chunk_rows: int = Field(100_000, ge=1, description="Rows per Parquet write (bounds memory).")
+    buckets: int = Field(32, ge=1, le=256, description="Disk buckets for unique-text counting.")
+
+
+class LlmLabelSettings(BaseModel):
+    """Stage 2 (``training.stages.llm_label``): unique texts -> LLM labels via an OpenAI-compatible endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = Field(description="Endpoint base URL, e.g. http://127.0.0.1:8000/v1 (required).")
+    model: str = Field(description="Model name the endpoint serves (required).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key, if any.")
+    limit: int | None = Field(None, ge=1, description="Label only the first N unique texts.")
+    sample: int | None = Field(None, ge=1, description="Label a seeded random sample of N unique texts.")
+    batch_size: int = Field(50, ge=1, description="Comments per request (reference: 50).")
+    concurrency: int = Field(4, ge=1, description="Requests in flight.")
+    max_attempts: int = Field(2, ge=1, description="Failed sends of a batch before it is split.")
+    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(4, ge=0, description="Retries of a request on transient errors.")
+    backoff: float = Field(1.0, ge=0, description="Base seconds of the exponential backoff.")
+    max_tokens: int = Field(4096, ge=1, description="Completion token limit per request.")
+    temperature: float = Field(0.0, ge=0)
+    response_format: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema", description="Structured output asked for first (falls back when the server rejects it)."
+    )
+
+
 class ExportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,11 +105,16 @@ class PipelineConfig(BaseModel):
         None,
         description="Labelled-text table that stage 3 starts from (LLM or teacher labels) when stages 1-2 are off.",
     )
+    texts: Path | None = Field(
+        None, description="Texts table stage 2 labels when stage 1 is off (ingest's texts.parquet, or JSONL/CSV)."
+    )
     manual_labels: Path | None = Field(
         None, description="Human labels (JSONL/CSV/Parquet/Label Studio JSON): curated in full, train the info model."
     )
-    ingest: dict[str, Any] | None = Field(None, description="Stage 1 settings; absent: stage 1 is skipped.")
-    llm_label: dict[str, Any] | None = Field(None, description="Stage 2 settings; absent: stage 2 is skipped.")
+    ingest: IngestSettings | None = Field(None, description="Stage 1 settings; absent: stage 1 is skipped.")
+    llm_label: LlmLabelSettings | None = Field(
+        None, description="Stage 2 settings; absent: stage 2 is skipped and stage 3 starts from 'labels'."
+    )
     train_v1: TrainV1Settings = Field(default_factory=TrainV1Settings)
     agree: AgreeSettings = Field(default_factory=AgreeSettings)
     curate: CurationSettings = Field(default_factory=CurationSettings)
@@ -83,6 +127,8 @@ class PipelineConfig(BaseModel):
     def _consistent(self) -> PipelineConfig:
         if self.train_v1.enabled and self.labels is None and self.llm_label is None:
             raise ValueError("set 'labels' (a labelled-text table) or configure 'llm_label' to produce one")
+        if self.llm_label is not None and self.ingest is None and self.texts is None:
+            raise ValueError("llm_label needs texts to label: configure 'ingest' or set 'texts' (a texts table)")
         if not self.train_v1.enabled and self.manual_labels is None:
             raise ValueError("train_v1.enabled is false, so the curated set is the manual labels: set 'manual_labels'")
         if self.train_info.enabled and self.train_info.source == "manual" and self.manual_labels is None:

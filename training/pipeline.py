@@ -1,7 +1,7 @@
 """The training pipeline as a recipe: every stage, top to bottom, with what it reads and writes.
 
-    1 ingest      raw danmaku files         -> run/ingest/unique_texts.parquet       (registration point)
-    2 llm-label   unique texts              -> run/llm_label/labels.jsonl            (registration point)
+    1 ingest      raw danmaku files         -> run/ingest/{comments,texts}.parquet, ingest-report.json
+    2 llm-label   unique texts              -> run/llm_label/labels.jsonl (+ resumable checkpoint), report.json
     3 train-v1    labels                    -> run/train_v1/{v1_train,holdout,test}.jsonl, model/
     4 agree       v1 model + holdout        -> run/agree/holdout.jsonl, report.{json,md}
     5 curate      annotated holdout+manual  -> run/curate/curated.jsonl, report.{json,md}
@@ -18,12 +18,10 @@ Each stage calls the file-level function of its command (``training/commands/<st
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from training.config import PipelineConfig
@@ -46,7 +44,14 @@ class RunLayout:
 
     @property
     def unique_texts(self) -> Path:
-        return self.dir("ingest") / "unique_texts.parquet"
+        return self.dir("ingest") / "texts.parquet"
+
+    @property
+    def texts(self) -> Path:
+        """The texts stage 2 labels: stage 1's unique texts when it is configured, else ``texts``."""
+        if self.config.ingest is not None or self.config.texts is None:
+            return self.unique_texts
+        return self.config.texts
 
     @property
     def llm_labels(self) -> Path:
@@ -82,16 +87,6 @@ class RunLayout:
         return self.dir("export") / "manifest.json"
 
 
-def _optional_stage_module(module: str, stage: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        raise PipelineError(
-            f"stage {stage!r} is configured but {module} is not part of this build; remove the "
-            f"'{stage.replace('-', '_')}' section and set 'labels' to start from an existing labelled-text table"
-        ) from exc
-
-
 def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage]:
     """The stages of ``config`` in pipeline order (see the module docstring)."""
     layout = RunLayout(config)
@@ -104,20 +99,70 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
     def settings(*sections: str) -> Callable[[], dict[str, Any]]:
         return lambda: {**shared, **{section: config.section(section) for section in sections}}
 
-    # -----------------------------------------------------------------------------------------
-    # REGISTRATION POINT, stages 1-2 (wired by the lead at merge). training.stages.ingest and
-    # training.stages.llm_label are built separately; the calls below follow their announced
-    # entry points `ingest(...)` and `label(...)` with the config section as keyword arguments.
-    # Check the keyword names against those modules when merging. Without the modules, a
-    # configured section fails with a clear message; without the sections, both are skipped.
-    # -----------------------------------------------------------------------------------------
     def run_ingest(_fingerprint: str) -> None:
-        module = _optional_stage_module("training.stages.ingest", "ingest")
-        module.ingest(**(config.ingest or {}), out_dir=layout.dir("ingest"))
+        from training.stages.ingest import ingest
+        from training.tables import write_json
+
+        settings = config.ingest
+        assert settings is not None  # the stage is enabled only when configured
+        out = layout.dir("ingest")
+        report = ingest(
+            settings.inputs,
+            comments_out=out / "comments.parquet",
+            texts_out=layout.unique_texts,
+            malformed_out=out / "malformed.jsonl",
+            file_format=settings.file_format,
+            text_column=settings.text_column,
+            video_column=settings.video_column,
+            timezone=settings.timezone,
+            chunk_rows=settings.chunk_rows,
+            buckets=settings.buckets,
+            progress=progress,
+        )
+        write_json(out / "ingest-report.json", report.to_dict())
+        logger.info("%s", report.summary())
 
     def run_llm_label(_fingerprint: str) -> None:
-        module = _optional_stage_module("training.stages.llm_label", "llm-label")
-        module.label(**(config.llm_label or {}), input_path=layout.unique_texts, output_path=layout.llm_labels)
+        import os
+        from dataclasses import asdict
+
+        from training.llm.client import ClientSettings
+        from training.llm.tables import read_texts_table, write_labelled_table
+        from training.stages.llm_label import llm_label
+        from training.tables import write_json
+
+        settings = config.llm_label
+        assert settings is not None  # the stage is enabled only when configured
+        texts = read_texts_table(layout.texts, limit=settings.limit, sample=settings.sample, seed=config.seed)
+        out = layout.dir("llm_label")
+        # The checkpoint survives a killed run: the next run labels only what it lacks.
+        result = llm_label(
+            texts,
+            client=ClientSettings(
+                base_url=settings.base_url,
+                model=settings.model,
+                api_key=os.environ.get(settings.api_key_env) or None,
+                timeout_s=settings.timeout,
+                max_retries=settings.max_retries,
+                backoff_base_s=settings.backoff,
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                response_format=settings.response_format,
+            ),
+            checkpoint=out / "labels.checkpoint.jsonl",
+            failures_out=out / "labels.failed.jsonl",
+            batch_size=settings.batch_size,
+            concurrency=settings.concurrency,
+            max_attempts=settings.max_attempts,
+            progress=progress,
+        )
+        if result.report.failed_items:
+            raise PipelineError(
+                f"llm-label: {result.report.failed_items} texts failed every retry "
+                f"(see {out / 'labels.failed.jsonl'}); run again to retry them, finished labels are kept"
+            )
+        write_labelled_table(result.records, layout.llm_labels)
+        write_json(out / "report.json", asdict(result.report))
 
     def run_train_v1(fingerprint: str) -> None:
         from training.commands.train_v1 import train_v1_files
@@ -274,7 +319,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
             name="ingest",
             section="ingest",
             settings=settings("ingest"),
-            inputs=lambda: [Path(path) for path in (config.ingest or {}).get("inputs", [])],
+            inputs=lambda: list(config.ingest.inputs) if config.ingest else [],
             outputs=lambda: [layout.unique_texts],
             run=run_ingest,
             enabled=config.ingest is not None,
@@ -284,7 +329,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
             name="llm-label",
             section="llm_label",
             settings=settings("llm_label"),
-            inputs=lambda: [layout.unique_texts],
+            inputs=lambda: [layout.texts],
             outputs=lambda: [layout.llm_labels],
             run=run_llm_label,
             enabled=config.llm_label is not None,

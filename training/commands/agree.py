@@ -53,7 +53,7 @@ def agree_files(
     from training.stages.evaluate import evaluate
     from training.tables import read_labelled, write_json, write_labelled, write_text
 
-    records = read_labelled(holdout, default_source="llm")
+    records = read_labelled(holdout, default_source="llm", require_labels=False)
     predictor = CheckpointPredictor(model_dir, batch_size=settings.batch_size)
     probabilities = predictor.probabilities([record.text for record in records], progress=progress)
     predicted = decide_labels(probabilities["main"], probabilities["sub"], threshold=settings.threshold)

@@ -52,7 +52,7 @@ def curate_files(
 
     if holdout is None and manual is None:
         raise ValueError("curate needs an annotated holdout, manual labels, or both")
-    records = read_labelled(holdout, default_source="llm") if holdout else []
+    records = read_labelled(holdout, default_source="llm", require_labels=False) if holdout else []
     missing = [record.id for record in records if "agreed" not in record.extra]
     if holdout and missing:
         raise TableError(

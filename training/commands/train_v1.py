@@ -58,7 +58,8 @@ def train_v1_files(
     from training.stages.train_v1 import split_for_v1, train_v1
     from training.tables import read_labelled, write_labelled
 
-    records = read_labelled(labels, default_source="llm")
+    # An LLM may leave a comment without labels; normalisation makes it `others`, as the schema says.
+    records = read_labelled(labels, default_source="llm", require_labels=False)
     parts = split_for_v1(records, settings=settings, seed=seed)
     for role, name in ((V1_TRAIN, TRAIN_TABLE), (HOLDOUT, HOLDOUT_TABLE), (TEST, TEST_TABLE)):
         write_labelled(table_path(out_dir, name, table_format), parts[role])

@@ -106,9 +106,47 @@ def test_run_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "curate.agreed_rate" in capsys.readouterr().out
 
 
-def test_a_configured_stage_whose_module_is_absent_fails_clearly() -> None:
-    from training.pipeline import _optional_stage_module
-    from training.runner import PipelineError
+def _xml(path: Path, texts: list[str]) -> Path:
+    rows = "".join(
+        f'<d p="{index}.0,1,25,16777215,{1443890459 + index},0,ab{index:04d},{1000 + index}">{text}</d>'
+        for index, text in enumerate(texts)
+    )
+    path.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?><i><chatid>42</chatid><maxlimit>1000</maxlimit>{rows}</i>',
+        encoding="utf-8",
+    )
+    return path
 
-    with pytest.raises(PipelineError, match=r"stage 'llm-label' is configured but training\.stages\.nope is not part"):
-        _optional_stage_module("training.stages.nope", "llm-label")
+
+def test_stages_one_and_two_feed_stage_three(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fixtures.fake_llm import FakeLLM, serve
+
+    texts = [f"哈哈哈{i}" for i in range(6)] + [f"这是哪里？{i}" for i in range(6)] + ["前排"] * 3
+    xml = _xml(tmp_path / "video.xml", texts)
+    with serve(FakeLLM()) as url:
+        config = {
+            "run_dir": str(tmp_path / "run"),
+            "manual_labels": str(write_labelled(tmp_path / "m.jsonl", synthetic_records(10))),
+            "ingest": {"inputs": [str(xml)]},
+            "llm_label": {"base_url": url, "model": "fake", "batch_size": 4, "backoff": 0.01},
+        }
+        path = tmp_path / "pipeline.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        assert main(["run", "--config", str(path), "--to", "llm-label", "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        assert "ingest      ran" in out and "llm-label   ran" in out
+        labels = read_labelled(tmp_path / "run" / "llm_label" / "labels.jsonl")
+        assert len(labels) == 13  # unique texts
+        assert {record.text for record in labels} == set(texts)
+        by_text = {record.text: record for record in labels}
+        assert by_text["前排"].labels == ("others",) and by_text["前排"].extra["raw_labels"] == ["Other"]
+        assert main(["run", "--config", str(path), "--dry-run"]) == 0
+        dry = capsys.readouterr().out
+        assert "ingest      skipped" in dry and "llm-label   skipped" in dry and "train-v1    would-run" in dry
+
+
+def test_llm_label_needs_texts() -> None:
+    from training.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="llm_label needs texts"):
+        parse_config({"manual_labels": "m", "llm_label": {"base_url": "http://x/v1", "model": "m"}})
