@@ -8,6 +8,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from training.commands.options import reported_errors
+
 STAGE_NAMES = ("ingest", "llm-label", "train-v1", "agree", "curate", "train-v2", "train-info", "export", "evaluate")
 
 
@@ -21,24 +23,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--force", nargs="*", default=[], choices=STAGE_NAMES, help="run these stages even if fresh")
     parser.add_argument("--dry-run", action="store_true", help="only say which stages would run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=reported_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import ConfigError, load_config
+    from training.config import load_config
     from training.pipeline import build_stages
-    from training.runner import PipelineError, StageRunner
-    from training.tables import TableError
+    from training.runner import StageRunner
 
-    try:
-        config = load_config(args.config)
-        stages = build_stages(config, progress=not args.no_progress)
-        outcomes = StageRunner(config.run_dir).run(
-            stages, start=args.start, stop=args.stop, force=args.force, dry_run=args.dry_run
-        )
-    except (ConfigError, PipelineError, TableError) as exc:
-        print(f"error: {exc}")
-        return 2
+    config = load_config(args.config)
+    stages = build_stages(config, progress=not args.no_progress)
+    outcomes = StageRunner(config.run_dir).run(
+        stages, start=args.start, stop=args.stop, force=args.force, dry_run=args.dry_run
+    )
     for outcome in outcomes:
         timing = f" in {outcome.seconds:.1f} s" if outcome.status == "ran" else ""
         print(f"{outcome.name:<11} {outcome.status}{timing}  ({outcome.reason})")

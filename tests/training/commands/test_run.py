@@ -103,7 +103,7 @@ def test_run_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[
     path = tmp_path / "bad.yaml"
     path.write_text("labels: x.jsonl\nmanual_labels: m.csv\ncurate: {agreed_rate: 2}\n")
     assert main(["run", "--config", str(path)]) == 2
-    assert "curate.agreed_rate" in capsys.readouterr().out
+    assert "curate.agreed_rate" in capsys.readouterr().err
 
 
 def _xml(path: Path, texts: list[str]) -> Path:
@@ -150,3 +150,13 @@ def test_llm_label_needs_texts() -> None:
 
     with pytest.raises(ConfigError, match="llm_label needs texts"):
         parse_config({"manual_labels": "m", "llm_label": {"base_url": "http://x/v1", "model": "m"}})
+
+
+def test_a_stage_error_is_reported_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = write_labelled(tmp_path / "labels.jsonl", synthetic_records(10))
+    config = {"run_dir": str(tmp_path / "run"), "labels": str(labels), "manual_labels": str(labels)}
+    config["train_v1"] = {"sample_size": 100}  # type: ignore[assignment]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path)]) == 2
+    assert "leave no holdout out of 10 rows" in capsys.readouterr().err
