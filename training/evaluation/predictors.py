@@ -1,8 +1,8 @@
 """Probabilities per head for a list of texts, from an exported bundle or a training checkpoint.
 
-``BundlePredictor`` computes them the way serving does: the bundle's preprocessing, its
-``tokenizer.json`` truncated to ``max_sequence_length`` and padded with its pad id, the text
-features on the preprocessed text, ONNX Runtime on CPU, then each head's activation.
+``BundlePredictor`` computes them with serving's own code (``service.model.OnnxModel``): the
+bundle's preprocessing, its ``tokenizer.json`` truncated to ``max_sequence_length`` and padded
+with its pad id, the text features on the preprocessed text, ONNX Runtime, each head's activation.
 ``CheckpointPredictor`` runs the PyTorch model saved by a training stage.
 """
 
@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from service.bundle import FEATURES_INPUT, Head, load_bundle
-from service.text import preprocess, text_features
+from service.bundle import Head, load_bundle
 
 if TYPE_CHECKING:
     from training.modeling.saved import ClassifierCard
@@ -39,13 +38,14 @@ def activate(logits: np.ndarray, activation: str) -> np.ndarray:
 
 
 class BundlePredictor:
-    """A bundle directory run through ONNX Runtime exactly as the service runs it."""
+    """A bundle run by the service's own ``service.model.OnnxModel`` (same preprocessing, tokenizer
+    truncation, padding, features and activations as serving), in length-sorted batches."""
 
     def __init__(self, directory: Path | str, *, batch_size: int = 64, providers: Sequence[str] | None = None) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+        from service.model import CPU, OnnxModel
 
         self.bundle = load_bundle(directory)
+        self.model = OnnxModel.load(self.bundle, providers=list(providers or [CPU]))
         metadata = self.bundle.metadata
         self.task: str = metadata.task
         self.heads: list[Head] = list(metadata.heads)
@@ -57,42 +57,20 @@ class BundlePredictor:
             "precision": metadata.onnx.precision,
         }
         self.batch_size = batch_size
-        self.session = ort.InferenceSession(
-            str(self.bundle.onnx_path), providers=list(providers or ["CPUExecutionProvider"])
-        )
-        self.tokenizer = Tokenizer.from_file(str(self.bundle.tokenizer_path))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=metadata.max_sequence_length)
 
     def probabilities(self, texts: Sequence[str], *, progress: bool = True) -> dict[str, np.ndarray]:
-        metadata = self.bundle.metadata
-        cleaned = [preprocess(text, metadata.preprocessing) for text in texts]
-        encodings = self.tokenizer.encode_batch(cleaned)
-        order = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
-        outputs: dict[str, list[np.ndarray]] = {head.output: [] for head in self.heads}
+        encoded = self.model.encode(texts)
+        order = np.argsort([item.length for item in encoded], kind="stable")
+        rows: list[dict[str, np.ndarray]] = [{}] * len(texts)
         starts = range(0, len(order), self.batch_size)
-        for start in tqdm(starts, desc=f"onnx {metadata.name}", unit="batch", disable=not progress):
+        for start in tqdm(starts, desc=f"onnx {self.model.name}", unit="batch", disable=not progress):
             indices = order[start : start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in indices)
-            input_ids = np.full((len(indices), width), metadata.tokenizer.pad_token_id, dtype=np.int64)
-            attention_mask = np.zeros((len(indices), width), dtype=np.int64)
-            for row, index in enumerate(indices):
-                ids = encodings[index].ids
-                input_ids[row, : len(ids)] = ids
-                attention_mask[row, : len(ids)] = 1
-            feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if "token_type_ids" in metadata.inputs:
-                feed["token_type_ids"] = np.zeros_like(input_ids)
-            if FEATURES_INPUT in metadata.inputs:
-                feed[FEATURES_INPUT] = np.asarray([text_features(cleaned[i]) for i in indices], dtype=np.float32)
-            results = self.session.run([head.output for head in self.heads], feed)
-            for head, result in zip(self.heads, results, strict=True):
-                outputs[head.output].append(np.asarray(result, dtype=np.float32))
-        inverse = np.argsort(order, kind="stable")
+            for index, prediction in zip(indices, self.model.predict([encoded[i] for i in indices]), strict=True):
+                rows[index] = prediction
         return {
-            head.name: activate(np.concatenate(outputs[head.output])[inverse], head.activation)
-            if texts
-            else np.zeros((0, len(head.labels)), dtype=np.float32)
+            head.name: np.asarray([row[head.name] for row in rows], dtype=np.float32).reshape(
+                len(texts), len(head.labels)
+            )
             for head in self.heads
         }
 

@@ -55,6 +55,13 @@ def test_run_produces_loadable_bundles_then_skips(
     emotion = load_bundle(tmp_path / "models" / "emotion")
     information = load_bundle(tmp_path / "models" / "information")
     assert emotion.metadata.task == "emotion" and information.metadata.task == "information"
+    from service.model import OnnxModel
+
+    for bundle in (emotion, information):  # the service's loader checks the graph against bundle.json
+        served = OnnxModel.load(bundle)
+        assert set(served.predict(served.encode(["前方高能", "这是哪里？"]))[0]) == {
+            h.name for h in bundle.metadata.heads
+        }
     assert emotion.metadata.head("main").thresholds
     assert emotion.metadata.provenance["git_commit"] is None or len(emotion.metadata.provenance["git_commit"]) >= 40
     assert {entry["role"] for entry in emotion.metadata.provenance["data"]} == {"labels", "manual", "curated"}
