@@ -19,6 +19,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.commands.tiny_encoder",
     "training.commands.ingest",
     "training.commands.llm_label",
+    "training.commands.train_v1",
+    "training.commands.agree",
+    "training.commands.curate",
+    "training.commands.train_v2",
+    "training.commands.train_info",
+    "training.commands.export",
+    "training.commands.evaluate",
+    "training.commands.run",
 )
 
 

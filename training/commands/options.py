@@ -1,0 +1,139 @@
+"""Command-line options generated from a stage's settings model, so each setting is defined once.
+
+``add_settings_options(parser, TrainV2Settings)`` adds ``--encoder``, ``--pos-weight-cap``,
+``--training-epochs``... (nested models get their field name as prefix). Values given on the
+command line override, in this order, the model defaults and the matching section of an optional
+``--config pipeline.yaml``; pydantic validates the result, so a bad value names its key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from service.text import Preprocessing
+
+Settings = TypeVar("Settings", bound=BaseModel)
+_DEST_PREFIX = "setting__"
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _is_bool(annotation: Any) -> bool:
+    return annotation is bool
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    if get_origin(annotation) is Literal:
+        return [str(value) for value in get_args(annotation)]
+    return None
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation) if arg is not type(None))
+    return origin is list
+
+
+def add_settings_options(parser: argparse.ArgumentParser, model: type[BaseModel], *, prefix: str = "") -> None:
+    """One ``--option`` per field of ``model`` (recursively), defaulting to "not given"."""
+    for name, info in model.model_fields.items():
+        nested = _nested_model(info.annotation)
+        flag = f"--{prefix}{name}".replace("_", "-")
+        dest = f"{_DEST_PREFIX}{prefix}{name}".replace("-", "_")
+        if nested is not None:
+            add_settings_options(parser, nested, prefix=f"{prefix}{name}-")
+            continue
+        default = info.get_default(call_default_factory=True)
+        help_text = f"{info.description or ''} (default: {default})".strip()
+        if _is_bool(info.annotation):
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif _is_list(info.annotation):
+            parser.add_argument(flag, dest=dest, nargs="*", default=None, help=help_text, metavar="VALUE")
+        else:
+            parser.add_argument(
+                flag, dest=dest, default=None, choices=_choices(info.annotation), help=help_text, metavar="VALUE"
+            )
+
+
+def _given(args: argparse.Namespace, model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        nested = _nested_model(info.annotation)
+        if nested is not None:
+            inner = _given(args, nested, prefix=f"{prefix}{name}_")
+            if inner:
+                values[name] = inner
+            continue
+        value = getattr(args, f"{_DEST_PREFIX}{prefix}{name}".replace("-", "_"), None)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
+    return merged
+
+
+def settings_from_args(
+    args: argparse.Namespace, model: type[Settings], *, base: dict[str, Any] | None = None, key: str = "settings"
+) -> Settings:
+    """``model`` built from ``base`` (e.g. a config section) overridden by the options given."""
+    try:
+        return model.model_validate(_merge(base or {}, _given(args, model)))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{key}.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SystemExit(f"error: {problems}") from exc
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--config`` (a pipeline YAML whose section gives the base settings), ``--seed``, progress."""
+    parser.add_argument("--config", type=Path, help="pipeline YAML: its section of this stage gives the defaults")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 13)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_section(args: argparse.Namespace, section: str) -> tuple[dict[str, Any], int, Preprocessing]:
+    """``(section settings, seed, preprocessing)`` from ``--config`` and ``--seed`` (defaults without)."""
+    if args.config is None:
+        return {}, args.seed if args.seed is not None else 13, Preprocessing()
+    from training.config import load_config
+
+    config = load_config(args.config)
+    seed = args.seed if args.seed is not None else config.seed
+    return config.section(section), seed, config.preprocessing
+
+
+def reported_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command handler: a bad input (table, config, value) prints one ``error:`` line, exit 2."""
+    from training.config import ConfigError
+    from training.runner import PipelineError
+    from training.tables import TableError
+
+    @functools.wraps(handler)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (ConfigError, PipelineError, TableError, FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapped

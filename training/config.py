@@ -1,0 +1,172 @@
+"""The pipeline config (``danmaku-train run --config pipeline.yaml``): one section per stage.
+
+Every field has a default (the reference settings) and is validated before anything runs; an
+unknown key or a bad value fails with its dotted key named. Relative paths are resolved against
+the directory the command runs from (the repository root in the examples); an encoder that is
+not an existing directory is taken as a hub id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from service.text import Preprocessing
+from training.stages.agree import AgreeSettings
+from training.stages.curate import CurationSettings
+from training.stages.train_info import TrainInfoSettings
+from training.stages.train_v1 import TrainV1Settings
+from training.stages.train_v2 import TrainV2Settings
+
+
+class ConfigError(ValueError):
+    """The pipeline config is missing, unreadable or invalid; the message names file and key."""
+
+
+class IngestSettings(BaseModel):
+    """Stage 1 (``training.stages.ingest``): raw danmaku files -> comments + unique texts (Parquet)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: list[Path] = Field(min_length=1, description="Files or directories (searched recursively), .gz allowed.")
+    file_format: Literal["auto", "xml", "video-hourly", "texts"] = Field(
+        "auto", description="Input format; auto detects it per file."
+    )
+    text_column: str = Field("text", description="Text column of CSV/JSONL text tables.")
+    video_column: str | None = Field(None, description="Video id column of text tables (default: guessed).")
+    timezone: str = Field("Asia/Shanghai", description="Zone of naive date-times.")
+    chunk_rows: int = Field(100_000, ge=1, description="Rows per Parquet write (bounds memory).")
+    buckets: int = Field(32, ge=1, le=256, description="Disk buckets for unique-text counting.")
+
+
+class LlmLabelSettings(BaseModel):
+    """Stage 2 (``training.stages.llm_label``): unique texts -> LLM labels via an OpenAI-compatible endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = Field(description="Endpoint base URL, e.g. http://127.0.0.1:8000/v1 (required).")
+    model: str = Field(description="Model name the endpoint serves (required).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key, if any.")
+    limit: int | None = Field(None, ge=1, description="Label only the first N unique texts.")
+    sample: int | None = Field(None, ge=1, description="Label a seeded random sample of N unique texts.")
+    batch_size: int = Field(50, ge=1, description="Comments per request (reference: 50).")
+    concurrency: int = Field(4, ge=1, description="Requests in flight.")
+    max_attempts: int = Field(2, ge=1, description="Failed sends of a batch before it is split.")
+    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(4, ge=0, description="Retries of a request on transient errors.")
+    backoff: float = Field(1.0, ge=0, description="Base seconds of the exponential backoff.")
+    max_tokens: int = Field(4096, ge=1, description="Completion token limit per request.")
+    temperature: float = Field(0.0, ge=0)
+    response_format: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema", description="Structured output asked for first (falls back when the server rejects it)."
+    )
+
+
+class ExportSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    emotion_name: str = Field("emotion", description="Bundle directory (and name) of BERT v2 under models_dir.")
+    information_name: str = Field("information", description="Bundle directory of the information model.")
+    version: str | None = Field(None, description="Version of both bundles (default: name + hash of the weights).")
+    int8: bool = Field(True, description="Also write <name>-int8 (dynamic int8 quantisation, for CPU serving).")
+    fp16: bool = Field(False, description="Also write <name>-fp16 (float16 weights, for GPU serving).")
+    parity_rows: int = Field(64, ge=2, description="Validation texts used for the parity checks.")
+    tolerance: float = Field(1e-4, gt=0, description="Largest |PyTorch - ONNX| fp32 logit difference accepted.")
+    threshold_min_support: int = Field(
+        5, ge=1, description="Labels with fewer validation positives keep the default threshold."
+    )
+
+
+class EvaluateSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tables: list[Path] = Field(
+        default_factory=list, description="Extra labelled-text tables to score every bundle on (e.g. a gold set)."
+    )
+    variants: bool = Field(True, description="Score the int8/fp16 variants as well.")
+    plots: bool = Field(True, description="Write precision-recall and threshold-sweep PNGs.")
+    batch_size: int = Field(64, ge=1, description="Comments per ONNX Runtime call.")
+
+
+class PipelineConfig(BaseModel):
+    """Everything one pipeline run needs. See configs/pipeline.example.yaml for every key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_dir: Path = Field(Path("runs/pipeline"), description="Where stages write tables, models and reports.")
+    models_dir: Path = Field(Path("models"), description="Where the bundles are exported.")
+    seed: int = Field(13, description="Seed of every random draw and of training.")
+    table_format: Literal["jsonl", "parquet"] = Field("jsonl", description="Format of intermediate tables.")
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+    labels: Path | None = Field(
+        None,
+        description="Labelled-text table that stage 3 starts from (LLM or teacher labels) when stages 1-2 are off.",
+    )
+    texts: Path | None = Field(
+        None, description="Texts table stage 2 labels when stage 1 is off (ingest's texts.parquet, or JSONL/CSV)."
+    )
+    manual_labels: Path | None = Field(
+        None, description="Human labels (JSONL/CSV/Parquet/Label Studio JSON): curated in full, train the info model."
+    )
+    ingest: IngestSettings | None = Field(None, description="Stage 1 settings; absent: stage 1 is skipped.")
+    llm_label: LlmLabelSettings | None = Field(
+        None, description="Stage 2 settings; absent: stage 2 is skipped and stage 3 starts from 'labels'."
+    )
+    train_v1: TrainV1Settings = Field(default_factory=TrainV1Settings)
+    agree: AgreeSettings = Field(default_factory=AgreeSettings)
+    curate: CurationSettings = Field(default_factory=CurationSettings)
+    train_v2: TrainV2Settings = Field(default_factory=TrainV2Settings)
+    train_info: TrainInfoSettings = Field(default_factory=TrainInfoSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        if self.train_v1.enabled and self.labels is None and self.llm_label is None:
+            raise ValueError("set 'labels' (a labelled-text table) or configure 'llm_label' to produce one")
+        if self.llm_label is not None and self.ingest is None and self.texts is None:
+            raise ValueError("llm_label needs texts to label: configure 'ingest' or set 'texts' (a texts table)")
+        if not self.train_v1.enabled and self.manual_labels is None:
+            raise ValueError("train_v1.enabled is false, so the curated set is the manual labels: set 'manual_labels'")
+        if self.train_info.enabled and self.train_info.source == "manual" and self.manual_labels is None:
+            raise ValueError(
+                "train_info.source is 'manual' but 'manual_labels' is not set; "
+                "set it, use train_info.source: curated, or train_info.enabled: false"
+            )
+        return self
+
+    def section(self, name: str) -> Any:
+        value = getattr(self, name)
+        return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '<root>'}: {error['msg']}"
+        + (f" (got {error['input']!r})" if error["type"] != "missing" and not isinstance(error["input"], dict) else "")
+        for error in exc.errors()
+    )
+
+
+def parse_config(raw: Any, *, source: str = "<config>") -> PipelineConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from exc
+
+
+def load_config(path: Path | str) -> PipelineConfig:
+    """Read and validate a YAML pipeline config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    return parse_config(raw or {}, source=str(path))

@@ -1,0 +1,1 @@
+"""Evaluation of trained classifiers and bundles: metrics, threshold tuning, plots, reports."""

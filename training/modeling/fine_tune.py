@@ -1,0 +1,265 @@
+"""Fine-tune the two networks on labelled texts: the shared body of train-v1, train-v2 and train-info.
+
+``work_dir`` holds ``checkpoints/`` (per-epoch resume state, see ``trainer.fit``) and ``model/``
+(the finished classifier, ``training.modeling.saved``). A finished model whose fingerprint matches
+is loaded instead of trained again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from service.bundle import Head
+from service.text import Preprocessing
+from training.modeling.batching import EncodedDataset, encode_dataset
+from training.modeling.classifiers import InformationClassifier, load_encoder
+from training.modeling.saved import ClassifierCard, build_classifier, load_classifier, read_card, save_classifier
+from training.modeling.settings import TrainingSettings
+from training.modeling.targets import emotion_targets, information_targets
+from training.modeling.trainer import EpochRecord, FitResult, fit, positive_class_weights, seed_everything
+from training.records import LabelledText
+from training.taxonomy import INFORMATION, MAIN_LABELS, SUB_LABELS
+
+logger = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+CHECKPOINT_DIR = "checkpoints"
+# neg/pos of the information task can be large on skewed manual sets; past this it only adds noise.
+INFORMATION_POS_WEIGHT_CAP = 100.0
+
+EMOTION_HEADS = (
+    Head(name="main", output="main_logits", labels=list(MAIN_LABELS)),
+    Head(name="sub", output="sub_logits", labels=list(SUB_LABELS)),
+)
+INFORMATION_HEADS = (Head(name="information", output="information_logits", labels=[INFORMATION]),)
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    card: ClassifierCard
+    directory: Path
+    fit: FitResult | None  # None when a finished model was reused
+
+
+def _reuse(work_dir: Path, fingerprint: str) -> TrainedModel | None:
+    directory = work_dir / MODEL_DIR
+    try:
+        card = read_card(directory)
+    except FileNotFoundError:
+        return None
+    if card.training.get("fingerprint") != fingerprint:
+        return None
+    model, tokenizer, card = load_classifier(directory)
+    logger.info("%s is already trained with these data and settings; reusing it", directory)
+    return TrainedModel(model=model, tokenizer=tokenizer, card=card, directory=directory, fit=None)
+
+
+def _load_tokenizer(encoder: str) -> PreTrainedTokenizerBase:
+    tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(encoder)
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f"the tokenizer of {encoder!r} has no pad token")
+    return tokenizer
+
+
+def _freeze_embeddings(model: nn.Module, settings: TrainingSettings) -> None:
+    if settings.freeze_embeddings:
+        encoder = getattr(model, "encoder")  # noqa: B009 - both classifier classes hold one
+        encoder.get_input_embeddings().requires_grad_(False)
+
+
+def _train_and_save(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    card: ClassifierCard,
+    train: EncodedDataset,
+    validation: EncodedDataset | None,
+    *,
+    pos_weights: Sequence[np.ndarray | None],
+    settings: TrainingSettings,
+    seed: int,
+    work_dir: Path,
+    fingerprint: str,
+    on_epoch_end: Callable[[EpochRecord], None] | None,
+    progress: bool,
+) -> TrainedModel:
+    _freeze_embeddings(model, settings)
+    result = fit(
+        model,
+        train,
+        settings=settings,
+        seed=seed,
+        checkpoint_dir=work_dir / CHECKPOINT_DIR,
+        fingerprint=fingerprint,
+        validation=validation,
+        pos_weights=pos_weights,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+    card.training.update(
+        {
+            "fingerprint": fingerprint,
+            "seed": seed,
+            "settings": settings.model_dump(mode="json"),
+            "rows": {"train": len(train), "validation": 0 if validation is None else len(validation)},
+            "pos_weights": [None if weight is None else [float(x) for x in weight] for weight in pos_weights],
+            "history": [vars(record) for record in result.history],
+            "best_epoch": result.best_epoch,
+            "best_validation_score": result.best_score,
+            "stopped_early": result.stopped_early,
+            "device": result.device,
+            "precision": result.precision,
+        }
+    )
+    directory = save_classifier(model, tokenizer, card, work_dir / MODEL_DIR)
+    if not settings.keep_checkpoints:
+        shutil.rmtree(work_dir / CHECKPOINT_DIR, ignore_errors=True)
+    return TrainedModel(model=model.eval(), tokenizer=tokenizer, card=card, directory=directory, fit=result)
+
+
+def fine_tune_emotion(
+    train: Sequence[LabelledText],
+    *,
+    encoder: str,
+    settings: TrainingSettings,
+    preprocessing: Preprocessing,
+    seed: int,
+    work_dir: Path,
+    fingerprint: str,
+    validation: Sequence[LabelledText] | None = None,
+    pos_weight_cap: float | None = None,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    progress: bool = True,
+) -> TrainedModel:
+    """The two-head (main + sub-category) classifier; class-weighted BCE when ``pos_weight_cap`` is set."""
+    reused = _reuse(work_dir, fingerprint)
+    if reused is not None:
+        return reused
+    seed_everything(seed)
+    tokenizer = _load_tokenizer(encoder)
+    card = ClassifierCard(
+        kind="multi_head",
+        base_encoder=encoder,
+        heads=[head.model_copy() for head in EMOTION_HEADS],
+        max_sequence_length=settings.max_sequence_length,
+        preprocessing=preprocessing,
+        pooling=settings.pooling,
+        dropout=settings.dropout,
+    )
+    model = build_classifier(load_encoder(encoder), card)
+
+    def encode(records: Sequence[LabelledText]) -> EncodedDataset:
+        main, sub = emotion_targets(records)
+        return encode_dataset(
+            [record.text for record in records],
+            tokenizer,
+            targets=[main, sub],
+            max_sequence_length=settings.max_sequence_length,
+            preprocessing=preprocessing,
+            progress=progress,
+        )
+
+    train_set = encode(train)
+    validation_set = encode(validation) if validation else None
+    pos_weights: list[np.ndarray | None] = (
+        [positive_class_weights(target, cap=pos_weight_cap) for target in train_set.targets]
+        if pos_weight_cap is not None
+        else [None, None]
+    )
+    return _train_and_save(
+        model,
+        tokenizer,
+        card,
+        train_set,
+        validation_set,
+        pos_weights=pos_weights,
+        settings=settings,
+        seed=seed,
+        work_dir=work_dir,
+        fingerprint=fingerprint,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+
+
+def fine_tune_information(
+    train: Sequence[LabelledText],
+    *,
+    encoder: str,
+    settings: TrainingSettings,
+    preprocessing: Preprocessing,
+    seed: int,
+    work_dir: Path,
+    fingerprint: str,
+    validation: Sequence[LabelledText] | None = None,
+    negatives: str = "routed",
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    progress: bool = True,
+) -> TrainedModel:
+    """Information vs others: pooled text + projected text features, ``pos_weight`` = negatives / positives."""
+    reused = _reuse(work_dir, fingerprint)
+    if reused is not None:
+        return reused
+    seed_everything(seed)
+    tokenizer = _load_tokenizer(encoder)
+    card = ClassifierCard(
+        kind="information",
+        base_encoder=encoder,
+        heads=[head.model_copy() for head in INFORMATION_HEADS],
+        max_sequence_length=settings.max_sequence_length,
+        preprocessing=preprocessing,
+        pooling=settings.pooling,
+        dropout=settings.dropout,
+        training={"negatives": negatives},
+    )
+    model = build_classifier(load_encoder(encoder), card)
+
+    def encode(records: Sequence[LabelledText]) -> EncodedDataset:
+        keep, targets = information_targets(records, negatives=negatives)
+        kept = [record for record, flag in zip(records, keep, strict=True) if flag]
+        return encode_dataset(
+            [record.text for record in kept],
+            tokenizer,
+            targets=[targets[keep]],
+            max_sequence_length=settings.max_sequence_length,
+            preprocessing=preprocessing,
+            with_features=True,
+            progress=progress,
+        )
+
+    train_set = encode(train)
+    positives = int(train_set.targets[0].sum())
+    if positives == 0 or positives == len(train_set):
+        raise ValueError(
+            f"the information training set needs both classes; it has {positives} information rows "
+            f"of {len(train_set)} (negatives={negatives!r})"
+        )
+    validation_set = encode(validation) if validation else None
+    assert train_set.features is not None
+    if isinstance(model, InformationClassifier):
+        model.set_feature_statistics(torch.from_numpy(train_set.features))
+    pos_weight = positive_class_weights(train_set.targets[0], cap=INFORMATION_POS_WEIGHT_CAP)
+    return _train_and_save(
+        model,
+        tokenizer,
+        card,
+        train_set,
+        validation_set,
+        pos_weights=[pos_weight],
+        settings=settings,
+        seed=seed,
+        work_dir=work_dir,
+        fingerprint=fingerprint,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )

@@ -1,0 +1,68 @@
+"""Stage 6, train-v2: the emotion model (BERT v2) on the curated set.
+
+Same two-head architecture as v1; class-weighted BCE (``pos_weight`` = negatives / positives per
+label from the training split, capped) and early stopping on the validation split's macro-F1
+of the main head, keeping the best epoch. Reference: AdamW at 2e-5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.text import Preprocessing
+from training.modeling.settings import TrainingSettings
+from training.records import LabelledText
+from training.stages.train_v1 import DEFAULT_ENCODER
+
+if TYPE_CHECKING:
+    from training.modeling.fine_tune import TrainedModel
+    from training.modeling.trainer import EpochRecord
+
+
+class V2TrainingSettings(TrainingSettings):
+    epochs: int = Field(5, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
+    early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
+
+
+class TrainV2Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    encoder: str = Field(DEFAULT_ENCODER, description="Hub id or local directory of the pretrained encoder.")
+    pos_weight_cap: float = Field(10.0, ge=1, description="Upper bound of the per-label positive class weight.")
+    training: V2TrainingSettings = Field(default_factory=V2TrainingSettings)
+
+
+def train_v2(
+    train: Sequence[LabelledText],
+    validation: Sequence[LabelledText],
+    *,
+    settings: TrainV2Settings,
+    preprocessing: Preprocessing,
+    seed: int,
+    work_dir: Path,
+    fingerprint: str,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    progress: bool = True,
+) -> TrainedModel:
+    """Fine-tune v2 with class weights and early stopping (checkpoints and model under ``work_dir``)."""
+    from training.modeling.fine_tune import fine_tune_emotion
+
+    if not validation:
+        raise ValueError("train-v2 needs a validation split for early stopping; the curated set has none")
+    return fine_tune_emotion(
+        train,
+        encoder=settings.encoder,
+        settings=settings.training,
+        preprocessing=preprocessing,
+        seed=seed,
+        work_dir=work_dir,
+        fingerprint=fingerprint,
+        validation=validation,
+        pos_weight_cap=settings.pos_weight_cap,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
