@@ -56,6 +56,7 @@ def build_tiny_encoder(
     hidden_size: int = 32,
     num_layers: int = 2,
     num_heads: int = 2,
+    intermediate_size: int | None = None,
     max_positions: int = 128,
     seed: int = 0,
 ) -> Path:
@@ -69,7 +70,7 @@ def build_tiny_encoder(
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         max_position_embeddings=max_positions,
         type_vocab_size=2,
         pad_token_id=tokenizer.pad_token_id,
