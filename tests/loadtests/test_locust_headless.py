@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.fixtures.serving import free_port, metric_samples
+from tests.fixtures.serving import metric_samples
+from tests.loadtests.conftest import Server
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -63,49 +60,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture
-def server(tiny_models_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """danmaku-serve on a free port with the tiny bundles, a bearer token and a small queue; (base URL, token file)."""
-    port = free_port()
-    token = tmp_path / "token"
-    token.write_text("load-test-token\n", encoding="utf-8")
-    env = {
-        **os.environ,
-        "DANMAKU_WARMUP_RUNS": "0",
-        "DANMAKU_AUTH_TOKEN_FILE": str(token),
-        "DANMAKU_MAX_COMMENTS_PER_REQUEST": "64",
-        "DANMAKU_MAX_QUEUE_SIZE": "96",  # bursts of 8 users x up to 64 comments overflow it: 429s happen
-    }
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "--port", str(port), "--models-dir", str(tiny_models_dir)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + GUARD_S
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the service did not become ready"
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield base, token
-    finally:
-        process.terminate()
-        process.wait(60)
-
-
-def test_a_bounded_headless_run_has_requests_and_no_failures_but_expected_429s(
-    server: tuple[str, Path], tmp_path: Path
-) -> None:
-    base, token = server
+def test_a_bounded_headless_run_has_requests_and_no_failures_but_expected_429s(server: Server, tmp_path: Path) -> None:
+    base, token = server.base, server.token_file
     prefix = tmp_path / "run"
     result = locust(
         base,
