@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         shard_index = int(raw_index)
     except ValueError:
         return _fail(f"--shard-index / ${JOB_INDEX_ENV} must be an integer, got {raw_index!r}")
+    if args.input.is_dir() and args.output.resolve().is_relative_to(args.input.resolve()):
+        # its parts would be read as input by the next run
+        return _fail(f"--output {args.output} is inside --input {args.input}; put it elsewhere")
     if args.chunk_rows < 1:
         return _fail(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
     if args.information_threshold is not None and not 0.0 <= args.information_threshold <= 1.0:

@@ -138,6 +138,14 @@ def test_bad_arguments_and_input_exit_with_status_2_and_say_why(
     assert re.search(message, error), error
 
 
+def test_an_output_inside_the_input_folder_is_refused(
+    tiny_models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_input(tmp_path / "in.parquet", 10)
+    assert cli.main(command(tiny_models_dir, tmp_path, tmp_path / "out")[3:]) == 2
+    assert "is inside --input" in capsys.readouterr().err
+
+
 def test_a_missing_bundle_and_a_changed_run_exit_with_status_2(
     tiny_models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
