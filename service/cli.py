@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown in --help.
-COMMAND_MODULES: tuple[str, ...] = ("service.commands.serve",)
+COMMAND_MODULES: tuple[str, ...] = ("service.commands.serve", "service.commands.classify_file")
 DEFAULT_COMMAND = "serve"
 
 

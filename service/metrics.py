@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 
 if TYPE_CHECKING:
     from service.model import OnnxModel
@@ -29,6 +29,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_resident_memory_bytes, process_cpu_seconds_total, open fds (Linux): what a soak run watches.
+        ProcessCollector(registry=r)
         self.requests = Counter(
             "danmaku_requests_total", "HTTP requests by route and status.", ["route", "status"], registry=r
         )

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, longest wait for admitted requests to finish before exiting."
     )
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
+        description="Seconds an idle keep-alive connection stays open; keep it above the idle timeout of every "
+        "client and proxy in front (a request sent just as the server closes the connection fails).",
+    )
 
     # --- ONNX Runtime --------------------------------------------------------------------------
     execution_provider: ExecutionProvider = Field(

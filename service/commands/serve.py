@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         # After the drain, connections still open (keep-alive, late 503s) get this long to finish.
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),
         access_log=settings.log_level == "debug",
+        timeout_keep_alive=settings.keep_alive_s,
     )
     server = DrainingServer(config, app.state.service.lifecycle, drain_timeout_s=settings.drain_timeout_s)
     server.run()
