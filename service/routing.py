@@ -2,8 +2,11 @@
 
 The rule (also in docs/serving.md):
 
-1. The emotion bundle runs on every comment. Its *top label* is the main label with the highest
-   probability (ties: the first in the bundle's label order).
+1. The emotion bundle runs on every comment. Its *top label* is the most probable main label among
+   those that clear their threshold in the bundle (``others`` only when no other label clears its
+   threshold), or the most probable main label when none clears its threshold (ties: the first in
+   the bundle's label order). So ``label`` is always one of ``labels`` when ``labels`` is not empty,
+   also with per-class thresholds tuned on validation.
 2. A comment whose top label is one of ``routed_labels`` (default ``others`` and ``social``) also
    goes to the information bundle, with its five text features.
 3. The comment is ``information`` when the information probability is at least the threshold:
@@ -28,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from service.bundle import BundleError, BundleMetadata
+from service.bundle import BundleError, BundleMetadata, Head
 from service.model import Prediction
 from service.settings import Mode, Settings
 from training.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF
@@ -110,6 +113,19 @@ def _head_scores(metadata: BundleMetadata, prediction: Prediction) -> dict[str, 
     }
 
 
+def top_label(main: Head, probabilities: np.ndarray) -> str:
+    """The emotion model's top main label (rule 1 of the module docstring)."""
+    clearing = [
+        (float(probability), -index, name)
+        for index, (name, probability) in enumerate(zip(main.labels, probabilities, strict=True))
+        if probability >= main.threshold(name)
+    ]
+    candidates = [entry for entry in clearing if entry[2] != OTHERS] or clearing
+    if not candidates:
+        return main.labels[int(np.argmax(probabilities))]
+    return max(candidates)[2]
+
+
 def decide(
     emotion: Prediction,
     emotion_metadata: BundleMetadata,
@@ -119,7 +135,7 @@ def decide(
     """(label, subcategory, labels) of one comment; ``information_probability`` None when not routed."""
     main = emotion_metadata.head(MAIN_HEAD)
     main_probabilities = emotion[MAIN_HEAD]
-    top = main.labels[int(np.argmax(main_probabilities))]
+    top = top_label(main, main_probabilities)
     is_information = information_probability is not None and information_probability >= threshold
     label = INFORMATION if is_information else top
 
@@ -186,7 +202,7 @@ class Router:
         routed = [
             index
             for index, prediction in enumerate(emotion_predictions)
-            if main.labels[int(np.argmax(prediction[MAIN_HEAD]))] in self.policy.routed_labels
+            if top_label(main, prediction[MAIN_HEAD]) in self.policy.routed_labels
         ]
         information_predictions: dict[int, Prediction] = {}
         if routed:

@@ -80,7 +80,13 @@ def ci_extras() -> set[str]:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     match = re.search(r"pip install\s+(?:-\w+\s+)*-e\s+'\.\[([^\]]+)\]'", makefile)
     assert match is not None, "the Makefile no longer installs the project with extras: update this test"
-    return set(match.group(1).split(","))
+    extras = match.group(1)
+    variable = re.fullmatch(r"\$\((\w+)\)", extras)
+    if variable:  # `.[$(EXTRAS)]`: the variable's default in the Makefile
+        default = re.search(rf"^{variable.group(1)}\s*\??=\s*(\S+)\s*$", makefile, re.MULTILINE)
+        assert default is not None, f"the Makefile uses $({variable.group(1)}) without a default: update this test"
+        extras = default.group(1)
+    return set(extras.split(","))
 
 
 # ---------------------------------------------------------------- install steps vs CI and pyproject

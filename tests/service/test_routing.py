@@ -19,14 +19,18 @@ POSITIVE = "太好听了"
 OTHERS = "打卡"
 SOCIAL = "有人吗"
 QUESTION = "这首曲子的作者是谁"
+OTHERS_AND_SOCIAL = "来了来了"
 
 EMOTION_TABLE = {
     # Top label emotions_positive: never routed, even though the information model would say yes.
     POSITIVE: emotion_prediction({"emotions_positive": 0.9, "information": 0.7}, {"admiration": 0.8, "joy": 0.6}),
-    OTHERS: emotion_prediction({"others": 0.7, "information": 0.6}, {"other": 0.9, "external_sources": 0.4}),
+    OTHERS: emotion_prediction({"others": 0.7, "information": 0.4}, {"other": 0.9, "external_sources": 0.4}),
     SOCIAL: emotion_prediction(
-        {"social": 0.6, "emotions_positive": 0.55}, {"social_presence": 0.7, "video_relevant_remarks": 0.3}
+        {"social": 0.6, "emotions_positive": 0.55, "information": 0.55},
+        {"social_presence": 0.7, "video_relevant_remarks": 0.3},
     ),
+    # `others` is the most probable but `social` clears its threshold: the top label is `social`.
+    OTHERS_AND_SOCIAL: emotion_prediction({"others": 0.8, "social": 0.6}, {"other": 0.9, "interaction": 0.7}),
     QUESTION: emotion_prediction({"others": 0.5}, {"other": 0.4, "domain_knowledge": 0.3, "situated_knowledge": 0.5}),
 }
 INFORMATION_TABLE = {
@@ -34,6 +38,7 @@ INFORMATION_TABLE = {
     OTHERS: information_prediction(0.1),
     SOCIAL: information_prediction(0.5),
     QUESTION: information_prediction(0.85),
+    OTHERS_AND_SOCIAL: information_prediction(0.2),
 }
 
 
@@ -73,8 +78,9 @@ async def test_precision_mode_needs_the_high_threshold() -> None:
     assert question.labels == ["information"]
     others = batch.decisions[1]
     assert others.subcategory == "other"
-    # Routed and refused by the information model: the emotion model's information 0.6 does not count.
     assert others.labels == ["others"]
+    # Routed and refused by the information model: the emotion model's own information 0.55 does not count.
+    assert batch.decisions[2].labels == ["emotions_positive", "social"]
 
 
 async def test_recall_mode_takes_the_low_threshold() -> None:
@@ -124,8 +130,30 @@ async def test_per_label_thresholds_of_the_bundle_are_honoured() -> None:
     information = FakeClassifier(information_metadata(), INFORMATION_TABLE)
     router = Router(emotion, information, RoutingPolicy.from_settings(Settings()))
     batch = await router.classify([POSITIVE])
-    assert batch.decisions[0].label == "emotions_positive"  # still the top label
-    assert batch.decisions[0].labels == ["information"]  # 0.9 no longer clears 0.95
+    # 0.9 no longer clears 0.95: the top label is the most probable label that clears its threshold.
+    assert batch.decisions[0].labels == ["information"]
+    assert batch.decisions[0].label == "information"
+    assert batch.decisions[0].route == ["emotion"]
+
+
+async def test_the_label_is_one_of_the_labels_others_yields_to_a_label_that_clears() -> None:
+    router, _, information = make_router()
+    batch = await router.classify([OTHERS_AND_SOCIAL])
+    (decision,) = batch.decisions
+    assert information.calls == [[OTHERS_AND_SOCIAL]]  # routed as `social`
+    assert decision.label == "social"
+    assert decision.subcategory == "interaction"
+    assert decision.labels == ["social"]
+
+
+async def test_nothing_clears_its_threshold_the_most_probable_label_is_the_label() -> None:
+    emotion = FakeClassifier(emotion_metadata(thresholds={"others": 0.9}), EMOTION_TABLE)
+    information = FakeClassifier(information_metadata(), INFORMATION_TABLE)
+    router = Router(emotion, information, RoutingPolicy.from_settings(Settings()))
+    batch = await router.classify([QUESTION], information_threshold=0.99)  # others 0.5 < 0.9, nothing else
+    assert batch.decisions[0].label == "others"
+    assert batch.decisions[0].labels == []
+    assert batch.decisions[0].route == ["emotion", "information"]
 
 
 async def test_no_sub_head_means_no_subcategory() -> None:
