@@ -34,7 +34,7 @@ import numpy as np
 from service.bundle import BundleError, BundleMetadata, Head
 from service.model import Prediction
 from service.settings import Mode, Settings
-from training.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF
+from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF
 
 MAIN_HEAD = "main"
 SUB_HEAD = "sub"

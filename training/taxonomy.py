@@ -1,32 +1,10 @@
-"""The label schema of the reference pipeline (main category -> sub-categories).
-
-Bundles carry their own label lists; this module is what training writes into them.
-"""
+"""Label normalisation for LLM and manual labels, on the schema of ``service/taxonomy.py``."""
 
 from __future__ import annotations
 
-SCHEMA: dict[str, tuple[str, ...]] = {
-    "information": (
-        "domain_knowledge",
-        "situated_knowledge",
-        "subjective_opinion",
-        "video_relevant_remarks",
-        "external_sources",
-    ),
-    "emotions_positive": ("admiration", "encouragement", "gratitude", "joy", "empathy", "moved", "relieved"),
-    "emotions_negative": ("criticism", "worry", "shocked", "recollecting"),
-    "social": ("social_presence", "self_report", "interaction", "curiosity", "confusion"),
-    "others": ("other",),
-}
+from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF, SCHEMA, SUB_LABELS
 
-MAIN_LABELS: tuple[str, ...] = tuple(SCHEMA)
-SUB_LABELS: tuple[str, ...] = tuple(sub for subs in SCHEMA.values() for sub in subs)
-PARENT_OF: dict[str, str] = {sub: main for main, subs in SCHEMA.items() for sub in subs}
-
-# The emotion model (BERT v2) predicts every main category; the information model decides
-# `information` for comments the emotion model routes as `others` or `social`.
-INFORMATION = "information"
-OTHERS = "others"
+__all__ = ["ALIASES", "INFORMATION", "MAIN_LABELS", "OTHERS", "PARENT_OF", "SCHEMA", "SUB_LABELS", "normalise_labels"]
 
 # Spellings LLMs produce for the schema's names (lower-cased, spaces/hyphens as underscores).
 ALIASES: dict[str, str] = {
