@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from service.bundle import sha256_of
 
 
@@ -72,3 +74,19 @@ class ContentHasher:
 def settings_hash(settings: Mapping[str, Any]) -> str:
     """Stable hash of JSON-ready settings (key order does not matter)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def training_fingerprint(settings: BaseModel, preprocessing: BaseModel, seed: int, inputs: Mapping[str, Path]) -> str:
+    """What a training run depends on: its settings, preprocessing, seed and the content of its inputs.
+
+    A resumed run continues only from checkpoints written under the same fingerprint.
+    """
+    hasher = ContentHasher()
+    return settings_hash(
+        {
+            "settings": settings.model_dump(mode="json"),
+            "preprocessing": preprocessing.model_dump(mode="json"),
+            "seed": seed,
+            **{name: hasher.path(path) for name, path in inputs.items()},
+        }
+    )

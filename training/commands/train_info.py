@@ -52,7 +52,7 @@ def train_info_files(
     fingerprint: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    from training.hashing import ContentHasher, settings_hash
+    from training.hashing import training_fingerprint
     from training.stages.train_info import split_information, train_info
     from training.tables import read_labelled, write_labelled
 
@@ -62,14 +62,7 @@ def train_info_files(
     )
     write_labelled(out_dir / f"{TRAIN_TABLE}.{table_format}", train)
     write_labelled(out_dir / f"{VALIDATION_TABLE}.{table_format}", validation)
-    fingerprint = fingerprint or settings_hash(
-        {
-            "settings": settings.model_dump(mode="json"),
-            "preprocessing": preprocessing.model_dump(mode="json"),
-            "seed": seed,
-            "labels": ContentHasher().path(labels),
-        }
-    )
+    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels})
     trained = train_info(
         train,
         validation,

@@ -53,7 +53,7 @@ def train_v1_files(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Read ``labels``, write the three tables, train v1 into ``out_dir/model``; return a summary."""
-    from training.hashing import ContentHasher, settings_hash
+    from training.hashing import training_fingerprint
     from training.stages.sample import HOLDOUT, TEST, V1_TRAIN
     from training.stages.train_v1 import split_for_v1, train_v1
     from training.tables import read_labelled, write_labelled
@@ -63,14 +63,7 @@ def train_v1_files(
     parts = split_for_v1(records, settings=settings, seed=seed)
     for role, name in ((V1_TRAIN, TRAIN_TABLE), (HOLDOUT, HOLDOUT_TABLE), (TEST, TEST_TABLE)):
         write_labelled(table_path(out_dir, name, table_format), parts[role])
-    fingerprint = fingerprint or settings_hash(
-        {
-            "settings": settings.model_dump(mode="json"),
-            "preprocessing": preprocessing.model_dump(mode="json"),
-            "seed": seed,
-            "labels": ContentHasher().path(labels),
-        }
-    )
+    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels})
     trained = train_v1(
         parts[V1_TRAIN],
         settings=settings,

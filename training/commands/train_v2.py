@@ -56,18 +56,11 @@ def train_v2_files(
     fingerprint: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    from training.hashing import ContentHasher, settings_hash
+    from training.hashing import training_fingerprint
     from training.stages.train_v2 import train_v2
 
     train, validation = curated_splits(curated)
-    fingerprint = fingerprint or settings_hash(
-        {
-            "settings": settings.model_dump(mode="json"),
-            "preprocessing": preprocessing.model_dump(mode="json"),
-            "seed": seed,
-            "curated": ContentHasher().path(curated),
-        }
-    )
+    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"curated": curated})
     trained = train_v2(
         train,
         validation,
