@@ -173,8 +173,10 @@ async def drive(base: str, texts: list[str], args: argparse.Namespace) -> tuple[
 
 
 def mean_batch_size(metrics: str) -> float:
-    total = re.search(r'danmaku_batch_size_comments_sum\{model="emotion"\} ([0-9.e+]+)', metrics)
-    count = re.search(r'danmaku_batch_size_comments_count\{model="emotion"\} ([0-9.e+]+)', metrics)
+    """Mean batch size of the emotion model (it sees every comment), whatever its bundle is named."""
+    model = re.escape(os.environ.get("DANMAKU_EMOTION_BUNDLE", "emotion"))
+    total = re.search(rf'danmaku_batch_size_comments_sum\{{model="{model}"\}} ([0-9.e+]+)', metrics)
+    count = re.search(rf'danmaku_batch_size_comments_count\{{model="{model}"\}} ([0-9.e+]+)', metrics)
     if not total or not count or float(count.group(1)) == 0:
         return float("nan")
     return float(total.group(1)) / float(count.group(1))
