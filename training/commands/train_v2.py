@@ -71,12 +71,7 @@ def train_v2_files(
         fingerprint=fingerprint,
         progress=progress,
     )
-    return {
-        "rows": {"train": len(train), "validation": len(validation)},
-        "model": str(trained.directory),
-        "best_epoch": trained.card.training.get("best_epoch"),
-        "best_validation_score": trained.card.training.get("best_validation_score"),
-    }
+    return trained.summary(train=len(train), validation=len(validation))
 
 
 def run(args: argparse.Namespace) -> int:

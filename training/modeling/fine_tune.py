@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +51,15 @@ class TrainedModel:
     card: ClassifierCard
     directory: Path
     fit: FitResult | None  # None when a finished model was reused
+
+    def summary(self, **rows: int) -> dict[str, Any]:
+        """What the train commands report: row counts, where the model is, its best epoch and score."""
+        return {
+            "rows": rows,
+            "model": str(self.directory),
+            "best_epoch": self.card.training.get("best_epoch"),
+            "best_validation_score": self.card.training.get("best_validation_score"),
+        }
 
 
 def _reuse(work_dir: Path, fingerprint: str) -> TrainedModel | None:
