@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from service.activations import activate
 from service.bundle import BUNDLE_FILE, Bundle, load_bundle, sha256_of, write_metadata
-from training.evaluation.predictors import activate
 from training.export.onnx_bundle import encode_texts
 
 Precision = Literal["int8", "fp16"]
