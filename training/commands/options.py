@@ -1,9 +1,11 @@
 """Command-line options generated from a stage's settings model, so each setting is defined once.
 
-``add_settings_options(parser, TrainV2Settings)`` adds ``--encoder``, ``--pos-weight-cap``,
-``--training-epochs``... (nested models get their field name as prefix). Values given on the
-command line override, in this order, the model defaults and the matching section of an optional
-``--config pipeline.yaml``; pydantic validates the result, so a bad value names its key.
+``add_stage_options(parser, train_v2)`` adds ``--config``, ``--seed``, ``--no-progress`` and one
+option per setting: ``--encoder``, ``--pos-weight-cap``, ``--training-epochs``... (nested models get
+their field name as prefix; a field's ``json_schema_extra={"flag": ...}`` renames its option, and a
+flag without dashes makes it positional). Values given on the command line override, in this
+order, the model defaults and the matching section of an optional ``--config pipeline.yaml``;
+pydantic validates the result, so a bad value names its key.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -55,9 +58,13 @@ def add_settings_options(parser: argparse.ArgumentParser, model: type[BaseModel]
         if nested is not None:
             add_settings_options(parser, nested, prefix=f"{prefix}{name}-")
             continue
-        default = info.get_default(call_default_factory=True)
-        help_text = f"{info.description or ''} (default: {default})".strip()
-        if _is_bool(info.annotation):
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        flag = str(extra.get("flag", flag))
+        default = "required" if info.is_required() else f"default: {info.get_default(call_default_factory=True)}"
+        help_text = f"{info.description or ''} ({default})".strip()
+        if not flag.startswith("-"):
+            parser.add_argument(dest, nargs="+" if _is_list(info.annotation) else None, metavar=flag, help=help_text)
+        elif _is_bool(info.annotation):
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif _is_list(info.annotation):
             parser.add_argument(flag, dest=dest, nargs="*", default=None, help=help_text, metavar="VALUE")
@@ -120,6 +127,18 @@ def config_section(args: argparse.Namespace, section: str) -> tuple[dict[str, An
     config = load_config(args.config)
     seed = args.seed if args.seed is not None else config.seed
     return config.section(section), seed, config.preprocessing
+
+
+def add_stage_options(parser: argparse.ArgumentParser, stage: ModuleType) -> None:
+    """The common options and one option per field of ``stage.Settings``."""
+    add_common_options(parser)
+    add_settings_options(parser, stage.Settings)
+
+
+def stage_settings(args: argparse.Namespace, stage: ModuleType) -> tuple[Any, int, Preprocessing]:
+    """``(stage.Settings from --config and the options given, seed, preprocessing)``."""
+    section, seed, preprocessing = config_section(args, stage.SECTION)
+    return settings_from_args(args, stage.Settings, base=section, key=stage.SECTION), seed, preprocessing
 
 
 def reported_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

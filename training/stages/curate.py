@@ -17,23 +17,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.modeling.targets import normalised
 from training.records import LabelledText
-from training.stages.split import stratified_validation_mask
+from training.splits import SPLIT_COLUMN, TRAIN, VALIDATION, stratified_validation_mask
+from training.stages import agree, train_v1
+from training.tables import table_path
 from training.taxonomy import OTHERS
+
+if TYPE_CHECKING:
+    from training.config import PipelineConfig
+    from training.layout import RunLayout
+
+NAME = "curate"
+SECTION = "curate"
+DESCRIPTION = "agreed/disagreed sampling + manual labels, 80/20 split"
+ALSO_READS: tuple[str, ...] = ()
+CURATED_TABLE = "curated"
 
 AGREED = "agreed"
 AGREED_OTHERS = "agreed_others"
 DISAGREED_TO_OTHERS = "disagreed_to_others"
 MANUAL = "manual"
 PROVENANCES = (AGREED, AGREED_OTHERS, DISAGREED_TO_OTHERS, MANUAL)
-TRAIN = "train"
-VALIDATION = "validation"
 
 
 class CurationSettings(BaseModel):
@@ -46,6 +57,9 @@ class CurationSettings(BaseModel):
     )
     manual_rate: float = Field(1.0, ge=0, le=1, description="Share kept of the manual labels.")
     validation_fraction: float = Field(0.2, ge=0, lt=1, description="Share of each category held for validation.")
+
+
+Settings = CurationSettings
 
 
 @dataclass
@@ -133,7 +147,7 @@ def curate(
         seed=seed,
     )
     records = [
-        _with(record, record.labels, record.subcategories, split=VALIDATION if flag else TRAIN)
+        _with(record, record.labels, record.subcategories, **{SPLIT_COLUMN: VALIDATION if flag else TRAIN})
         for record, flag in zip(records, validation, strict=True)
     ]
     composition: dict[str, int] = {}
@@ -151,3 +165,73 @@ def curate(
         "labels": dict(sorted(composition.items(), key=lambda item: -item[1])),
     }
     return Curated(records=records, validation=validation, counts=counts)
+
+
+def curate_files(
+    holdout: Path | None,
+    manual: Path | None,
+    out_dir: Path,
+    *,
+    settings: CurationSettings,
+    seed: int,
+    table_format: str = "jsonl",
+) -> dict[str, Any]:
+    """Read the annotated holdout and manual labels, curate, write the table and reports."""
+    from training.evaluation.markdown import curation_markdown
+    from training.provenance import data_file
+    from training.tables import TableError, read_labelled, write_json, write_labelled, write_text
+
+    if holdout is None and manual is None:
+        raise ValueError("curate needs an annotated holdout, manual labels, or both")
+    records = read_labelled(holdout, default_source="llm", require_labels=False) if holdout else []
+    missing = [record.id for record in records if "agreed" not in record.extra]
+    if holdout and missing:
+        raise TableError(
+            holdout, f"{len(missing)} rows lack the 'agreed' column (first: {missing[0]!r}); run agree first"
+        )
+    agreed = [bool(record.extra["agreed"]) for record in records]
+    manual_records = read_labelled(manual, default_source="manual") if manual else []
+    curated = curate(records, agreed, manual_records, settings=settings, seed=seed)
+    write_labelled(table_path(out_dir, CURATED_TABLE, table_format), curated.records)
+    counts = dict(curated.counts)
+    counts["settings"] = settings.model_dump(mode="json")
+    counts["seed"] = seed
+    counts["data"] = [data_file(holdout, rows=len(records), role="holdout")] if holdout else []
+    if manual:
+        counts["data"].append(data_file(manual, rows=len(manual_records), role="manual"))
+    write_json(out_dir / "report.json", counts)
+    write_text(out_dir / "report.md", curation_markdown(counts))
+    return counts
+
+
+def curated_table(layout: RunLayout) -> Path:
+    """The curated set: train-v2's input, export's and evaluate's validation table of the emotion model."""
+    return layout.table(SECTION, CURATED_TABLE)
+
+
+def _holdout(layout: RunLayout) -> Path | None:
+    return agree.annotated_holdout(layout) if train_v1.enabled(layout.config) else None
+
+
+def enabled(config: PipelineConfig) -> bool:
+    return True
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [path for path in (_holdout(layout), layout.config.manual_labels) if path is not None]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [curated_table(layout), layout.dir(SECTION) / "report.json"]
+
+
+def run(layout: RunLayout, settings: CurationSettings, *, fingerprint: str, progress: bool = True) -> None:
+    config = layout.config
+    curate_files(
+        _holdout(layout),
+        config.manual_labels,
+        layout.dir(SECTION),
+        settings=settings,
+        seed=config.seed,
+        table_format=config.table_format,
+    )

@@ -10,6 +10,7 @@ interrupted ingest leaves no half-written table behind; re-running it is the way
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import resource
@@ -18,14 +19,48 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from training.ingest.readers import DEFAULT_TIMEZONE, Comment, Format, Malformed, iter_input_files, read_file
 from training.ingest.unique import UniqueTextCounter
+from training.tables import write_json
+
+if TYPE_CHECKING:
+    from training.config import PipelineConfig
+    from training.layout import RunLayout
+
+NAME = "ingest"
+SECTION = "ingest"
+DESCRIPTION = "raw danmaku files -> comments and unique texts"
+ALSO_READS: tuple[str, ...] = ()
+
+
+class IngestSettings(BaseModel):
+    """Stage 1: raw danmaku files -> comments + unique texts (Parquet)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: list[Path] = Field(
+        min_length=1,
+        description="Files or directories (searched recursively), .gz allowed.",
+        json_schema_extra={"flag": "inputs"},
+    )
+    file_format: Literal["auto", "xml", "video-hourly", "texts"] = Field(
+        "auto", description="Input format; auto detects it per file.", json_schema_extra={"flag": "--format"}
+    )
+    text_column: str = Field("text", description="Text column of CSV/JSONL text tables.")
+    video_column: str | None = Field(None, description="Video id column of text tables (default: guessed).")
+    timezone: str = Field(DEFAULT_TIMEZONE, description="Zone of naive date-times.")
+    chunk_rows: int = Field(100_000, ge=1, description="Rows per Parquet write (bounds memory).")
+    buckets: int = Field(32, ge=1, le=256, description="Disk buckets for unique-text counting.")
+
+
+Settings = IngestSettings
 
 COMMENT_SCHEMA = pa.schema(
     [
@@ -47,6 +82,7 @@ COMMENT_SCHEMA = pa.schema(
         ("line", pa.int64()),
     ]
 )
+log = logging.getLogger(__name__)
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
 
@@ -213,3 +249,48 @@ def ingest(
     report.peak_memory_mb = _peak_memory_mb()
     report.outputs = {"comments": str(comments_out), "unique texts": str(texts_out), "malformed": str(malformed_out)}
     return report
+
+
+def texts_table(out_dir: Path) -> Path:
+    """The unique-texts table ingest writes in ``out_dir`` (what llm-label labels)."""
+    return out_dir / "texts.parquet"
+
+
+def report_file(out_dir: Path) -> Path:
+    return out_dir / "ingest-report.json"
+
+
+def ingest_files(out_dir: Path, *, settings: IngestSettings, progress: bool = True) -> IngestReport:
+    """``ingest`` with every output under ``out_dir``; also writes ``ingest-report.json``."""
+    report = ingest(
+        settings.inputs,
+        comments_out=out_dir / "comments.parquet",
+        texts_out=texts_table(out_dir),
+        malformed_out=out_dir / "malformed.jsonl",
+        file_format=settings.file_format,
+        text_column=settings.text_column,
+        video_column=settings.video_column,
+        timezone=settings.timezone,
+        chunk_rows=settings.chunk_rows,
+        buckets=settings.buckets,
+        progress=progress,
+    )
+    write_json(report_file(out_dir), report.to_dict())
+    return report
+
+
+def enabled(config: PipelineConfig) -> bool:
+    return config.ingest is not None
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return list(layout.config.ingest.inputs) if layout.config.ingest else []
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [texts_table(layout.dir(SECTION))]
+
+
+def run(layout: RunLayout, settings: IngestSettings, *, fingerprint: str, progress: bool = True) -> None:
+    report = ingest_files(layout.dir(SECTION), settings=settings, progress=progress)
+    log.info("%s", report.summary())

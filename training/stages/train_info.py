@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,12 +25,20 @@ from service.text import Preprocessing
 from training.modeling.settings import TrainingSettings
 from training.modeling.targets import information_targets
 from training.records import LabelledText
-from training.stages.split import stratified_validation_mask
+from training.splits import TRAIN, VALIDATION, stratified_validation_mask
+from training.stages import curate
+from training.tables import table_path
 
 if TYPE_CHECKING:
+    from training.config import PipelineConfig
+    from training.layout import RunLayout
     from training.modeling.fine_tune import TrainedModel
     from training.modeling.trainer import EpochRecord
 
+NAME = "train-info"
+SECTION = "train_info"
+DESCRIPTION = "information vs others on manual labels"
+ALSO_READS: tuple[str, ...] = ()
 DEFAULT_ENCODER = "hfl/chinese-roberta-wwm-ext"
 
 
@@ -50,6 +58,9 @@ class TrainInfoSettings(BaseModel):
     negatives: Literal["routed", "all"] = Field("routed", description="Which non-information rows are negatives.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of each class held for validation.")
     training: InfoTrainingSettings = Field(default_factory=InfoTrainingSettings)
+
+
+Settings = TrainInfoSettings
 
 
 def split_information(
@@ -91,5 +102,83 @@ def train_info(
         validation=validation,
         negatives=settings.negatives,
         on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+
+
+def model_dir(out_dir: Path) -> Path:
+    return out_dir / "model"
+
+
+def train_info_files(
+    labels: Path,
+    out_dir: Path,
+    *,
+    settings: TrainInfoSettings,
+    preprocessing: Preprocessing,
+    seed: int,
+    table_format: str = "jsonl",
+    fingerprint: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Split ``labels`` 80/20 by class, write both tables, train into ``out_dir/model``; return a summary."""
+    from training.hashing import training_fingerprint
+    from training.tables import read_labelled, write_labelled
+
+    records = read_labelled(labels, default_source="manual")
+    train, validation = split_information(
+        records, negatives=settings.negatives, validation_fraction=settings.validation_fraction, seed=seed
+    )
+    write_labelled(table_path(out_dir, TRAIN, table_format), train)
+    write_labelled(table_path(out_dir, VALIDATION, table_format), validation)
+    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels})
+    trained = train_info(
+        train,
+        validation,
+        settings=settings,
+        preprocessing=preprocessing,
+        seed=seed,
+        work_dir=out_dir,
+        fingerprint=fingerprint,
+        progress=progress,
+    )
+    return trained.summary(train=len(train), validation=len(validation))
+
+
+def labels(layout: RunLayout) -> Path:
+    """The rows this stage trains on: the manual labels, or the curated set (``source: curated``)."""
+    if layout.config.train_info.source == "curated":
+        return curate.curated_table(layout)
+    assert layout.config.manual_labels is not None  # guaranteed by PipelineConfig validation
+    return layout.config.manual_labels
+
+
+def validation_table(layout: RunLayout) -> Path:
+    """The information model's validation rows: export tunes its thresholds and evaluate scores it on them."""
+    return layout.table(SECTION, VALIDATION)
+
+
+def enabled(config: PipelineConfig) -> bool:
+    return config.train_info.enabled
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [labels(layout)]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [model_dir(layout.dir(SECTION)), layout.table(SECTION, TRAIN), validation_table(layout)]
+
+
+def run(layout: RunLayout, settings: TrainInfoSettings, *, fingerprint: str, progress: bool = True) -> None:
+    config = layout.config
+    train_info_files(
+        labels(layout),
+        layout.dir(SECTION),
+        settings=settings,
+        preprocessing=config.preprocessing,
+        seed=config.seed,
+        table_format=config.table_format,
+        fingerprint=fingerprint,
         progress=progress,
     )

@@ -1,26 +1,42 @@
 """Stage 3, train-v1: BERT v1 on a sample of the pseudo-labelled texts; the rest is the holdout.
 
-The sample (reference: 100K rows) is drawn uniformly at random, seeded (``training.stages.sample``).
-v1 is the two-head classifier with plain (unweighted) BCE: it only has to be good enough to
-separate the texts on which it agrees with the LLM from the rest.
+The labelled table is split into three tables: the v1 training sample (reference: 100K rows),
+drawn uniformly at random, seeded; an optional test set kept out of every stage so the final
+models can be scored on rows no stage has seen; and the holdout, which v1 predicts for agree and
+curate draws from. v1 is the two-head classifier with plain (unweighted) BCE: it only has to be
+good enough to separate the texts on which it agrees with the LLM from the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
 from training.modeling.settings import TrainingSettings
 from training.records import LabelledText
-from training.stages.sample import HOLDOUT, TEST, V1_TRAIN, assign_roles
+from training.stages import llm_label
+from training.tables import table_path
 
 if TYPE_CHECKING:
+    from training.config import PipelineConfig
+    from training.layout import RunLayout
     from training.modeling.fine_tune import TrainedModel
     from training.modeling.trainer import EpochRecord
+
+NAME = "train-v1"
+SECTION = "train_v1"
+DESCRIPTION = "sample N labels, train BERT v1; the rest is the holdout"
+ALSO_READS: tuple[str, ...] = ()
+
+# The three parts of the labelled table, each written as a table of that name.
+V1_TRAIN = "v1_train"
+HOLDOUT = "holdout"
+TEST = "test"
 
 DEFAULT_ENCODER = "bert-base-chinese"
 
@@ -45,6 +61,37 @@ class TrainV1Settings(BaseModel):
         description="Class-weighted BCE as in v2 (neg/pos per label, capped); default: plain BCE as in the reference.",
     )
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+
+
+Settings = TrainV1Settings
+
+
+def resolve_size(size: float, total: int, *, name: str) -> int:
+    """``size`` as a row count: a float in (0, 1) is a share of ``total``, anything else a count."""
+    if size < 0:
+        raise ValueError(f"{name} must be >= 0, got {size}")
+    count = round(size * total) if 0 < size < 1 else int(size)
+    if count != size and not 0 < size < 1:
+        raise ValueError(f"{name} must be a whole number of rows or a share in (0, 1), got {size}")
+    return count
+
+
+def assign_roles(total: int, *, sample_size: float, test_size: float = 0, seed: int) -> np.ndarray:
+    """Role of every row (``V1_TRAIN``, ``TEST`` or ``HOLDOUT``), drawn uniformly at random, seeded."""
+    train_count = resolve_size(sample_size, total, name="sample_size")
+    test_count = resolve_size(test_size, total, name="test_size")
+    if train_count < 1:
+        raise ValueError(f"sample_size={sample_size} gives no v1 training rows out of {total}")
+    if train_count + test_count >= total:
+        raise ValueError(
+            f"sample_size={sample_size} ({train_count} rows) + test_size={test_size} ({test_count} rows) "
+            f"leave no holdout out of {total} rows; lower them"
+        )
+    order = np.random.default_rng(seed).permutation(total)
+    roles = np.full(total, HOLDOUT, dtype=object)
+    roles[order[:train_count]] = V1_TRAIN
+    roles[order[train_count : train_count + test_count]] = TEST
+    return roles
 
 
 def split_for_v1(
@@ -82,5 +129,76 @@ def train_v1(
         fingerprint=fingerprint,
         pos_weight_cap=settings.pos_weight_cap,
         on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+
+
+def model_dir(out_dir: Path) -> Path:
+    return out_dir / "model"
+
+
+def train_v1_files(
+    labels: Path,
+    out_dir: Path,
+    *,
+    settings: TrainV1Settings,
+    preprocessing: Preprocessing,
+    seed: int,
+    table_format: str = "jsonl",
+    fingerprint: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Read ``labels``, write the three tables, train v1 into ``out_dir/model``; return a summary."""
+    from training.hashing import training_fingerprint
+    from training.tables import read_labelled, write_labelled
+
+    # An LLM may leave a comment without labels; normalisation makes it `others`, as the schema says.
+    records = read_labelled(labels, default_source="llm", require_labels=False)
+    parts = split_for_v1(records, settings=settings, seed=seed)
+    for name, rows in parts.items():
+        write_labelled(table_path(out_dir, name, table_format), rows)
+    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels})
+    trained = train_v1(
+        parts[V1_TRAIN],
+        settings=settings,
+        preprocessing=preprocessing,
+        seed=seed,
+        work_dir=out_dir,
+        fingerprint=fingerprint,
+        progress=progress,
+    )
+    return {"rows": {role: len(rows) for role, rows in parts.items()}, "model": str(trained.directory)}
+
+
+def labels(layout: RunLayout) -> Path:
+    """The table this stage starts from: llm-label's output when it is configured, else ``labels``."""
+    if layout.config.llm_label is not None:
+        return llm_label.labels_table(layout)
+    assert layout.config.labels is not None  # guaranteed by PipelineConfig validation
+    return layout.config.labels
+
+
+def enabled(config: PipelineConfig) -> bool:
+    return config.train_v1.enabled
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [labels(layout)]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [model_dir(layout.dir(SECTION)), *(layout.table(SECTION, name) for name in (V1_TRAIN, HOLDOUT, TEST))]
+
+
+def run(layout: RunLayout, settings: TrainV1Settings, *, fingerprint: str, progress: bool = True) -> None:
+    config = layout.config
+    train_v1_files(
+        labels(layout),
+        layout.dir(SECTION),
+        settings=settings,
+        preprocessing=config.preprocessing,
+        seed=config.seed,
+        table_format=config.table_format,
+        fingerprint=fingerprint,
         progress=progress,
     )

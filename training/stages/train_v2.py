@@ -9,18 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
 from training.modeling.settings import TrainingSettings
 from training.records import LabelledText
+from training.splits import split_rows
+from training.stages import curate
 from training.stages.train_v1 import DEFAULT_ENCODER
 
 if TYPE_CHECKING:
+    from training.config import PipelineConfig
+    from training.layout import RunLayout
     from training.modeling.fine_tune import TrainedModel
     from training.modeling.trainer import EpochRecord
+
+NAME = "train-v2"
+SECTION = "train_v2"
+DESCRIPTION = "BERT v2 (emotion model), class-weighted, early stopping"
+ALSO_READS: tuple[str, ...] = ()
 
 
 class V2TrainingSettings(TrainingSettings):
@@ -34,6 +43,9 @@ class TrainV2Settings(BaseModel):
     encoder: str = Field(DEFAULT_ENCODER, description="Hub id or local directory of the pretrained encoder.")
     pos_weight_cap: float = Field(10.0, ge=1, description="Upper bound of the per-label positive class weight.")
     training: V2TrainingSettings = Field(default_factory=V2TrainingSettings)
+
+
+Settings = TrainV2Settings
 
 
 def train_v2(
@@ -64,5 +76,62 @@ def train_v2(
         validation=validation,
         pos_weight_cap=settings.pos_weight_cap,
         on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+
+
+def model_dir(out_dir: Path) -> Path:
+    return out_dir / "model"
+
+
+def train_v2_files(
+    curated: Path,
+    out_dir: Path,
+    *,
+    settings: TrainV2Settings,
+    preprocessing: Preprocessing,
+    seed: int,
+    fingerprint: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train v2 on the ``train`` rows of a curated table, stopping early on its ``validation`` rows."""
+    from training.hashing import training_fingerprint
+
+    train, validation = split_rows(curated, default_source="curated")
+    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"curated": curated})
+    trained = train_v2(
+        train,
+        validation,
+        settings=settings,
+        preprocessing=preprocessing,
+        seed=seed,
+        work_dir=out_dir,
+        fingerprint=fingerprint,
+        progress=progress,
+    )
+    return trained.summary(train=len(train), validation=len(validation))
+
+
+def enabled(config: PipelineConfig) -> bool:
+    return True
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [curate.curated_table(layout)]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [model_dir(layout.dir(SECTION))]
+
+
+def run(layout: RunLayout, settings: TrainV2Settings, *, fingerprint: str, progress: bool = True) -> None:
+    config = layout.config
+    train_v2_files(
+        curate.curated_table(layout),
+        layout.dir(SECTION),
+        settings=settings,
+        preprocessing=config.preprocessing,
+        seed=config.seed,
+        fingerprint=fingerprint,
         progress=progress,
     )
