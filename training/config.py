@@ -16,15 +16,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.text import Preprocessing
-from training.stages.agree import AgreeSettings
-from training.stages.curate import CurationSettings
-from training.stages.evaluate import EvaluateSettings
-from training.stages.export import ExportSettings
-from training.stages.ingest import IngestSettings
-from training.stages.llm_label import LlmLabelSettings
-from training.stages.train_info import TrainInfoSettings
-from training.stages.train_v1 import TrainV1Settings
-from training.stages.train_v2 import TrainV2Settings
+from training.stages.agree import Settings as AgreeSettings
+from training.stages.curate import Settings as CurationSettings
+from training.stages.evaluate import Settings as EvaluateSettings
+from training.stages.export import Settings as ExportSettings
+from training.stages.ingest import Settings as IngestSettings
+from training.stages.llm_label import Settings as LlmLabelSettings
+from training.stages.train_info import Settings as TrainInfoSettings
+from training.stages.train_v1 import Settings as TrainV1Settings
+from training.stages.train_v2 import Settings as TrainV2Settings
 
 
 class ConfigError(ValueError):

@@ -13,6 +13,8 @@ from training.tables import table_path
 if TYPE_CHECKING:
     from training.config import PipelineConfig
 
+MODEL_DIR = "model"  # where a training stage saves its finished model, in its directory
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -25,6 +27,10 @@ class RunLayout:
     def table(self, section: str, name: str) -> Path:
         """Table ``name`` of that stage, in the run's table format."""
         return table_path(self.dir(section), name, self.config.table_format)
+
+    def model(self, section: str) -> Path:
+        """The finished model of the training stage whose section is ``section``."""
+        return self.dir(section) / MODEL_DIR
 
     def bundle(self, name: str) -> Path:
         return self.config.models_dir / name

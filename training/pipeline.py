@@ -1,19 +1,10 @@
-"""The training pipeline as a recipe: the stage modules, top to bottom.
-
-    1 ingest      raw danmaku files         -> run/ingest/{comments,texts}.parquet, ingest-report.json
-    2 llm-label   unique texts              -> run/llm_label/labels.jsonl (+ resumable checkpoint), report.json
-    3 train-v1    labels                    -> run/train_v1/{v1_train,holdout,test}.jsonl, model/
-    4 agree       v1 model + holdout        -> run/agree/holdout.jsonl, report.{json,md}
-    5 curate      annotated holdout+manual  -> run/curate/curated.jsonl, report.{json,md}
-    6 train-v2    curated                   -> run/train_v2/model/
-    7 train-info  manual labels (or curated)-> run/train_info/{train,validation}.jsonl, model/
-    8 export      v2, info models           -> models/<emotion>[-int8|-fp16], models/<information>[...]
-    9 evaluate    bundles + tables          -> run/evaluate/<bundle>/<table>/report.{json,md}, *.png, summary.md
+"""The training pipeline as a recipe: the stage modules, top to bottom (``STAGES``).
 
 Each stage is one module under ``training/stages/`` with the same shape (``StageModule``): its
 settings class (its section of the pipeline config), ``inputs(layout)`` and ``outputs(layout)``
 (the paths it reads and writes, from the run layout; a later stage's inputs call an earlier
-stage's path functions, so every path is written once) and ``run(layout, settings)``. Adding a
+stage's path functions, so every path is written once) and ``run(layout, settings)``; what each
+reads and writes is in its module docstring and in docs/training.md. Adding a
 stage is adding its module and one line to ``STAGES``; ``danmaku-train run`` hands them to
 ``training.runner.StageRunner``, which skips the ones whose inputs and config are unchanged.
 """
@@ -33,14 +24,14 @@ from training.stages import agree, curate, evaluate, export, ingest, llm_label, 
 
 
 class StageModule(Protocol):
-    """What a module under ``training/stages/`` provides to be a pipeline stage."""
+    """What a module under ``training/stages/`` provides to be a pipeline stage. Optional:
+    ``enabled(config) -> bool`` (default: always) and ``ALSO_READS``, the other config sections
+    its work depends on (part of its fingerprint; default none)."""
 
     NAME: str  # the stage and its command, e.g. "train-v1"
     SECTION: str  # its config section and run directory, e.g. "train_v1"
     DESCRIPTION: str
-    ALSO_READS: tuple[str, ...]  # other config sections its work depends on (part of its fingerprint)
-
-    def enabled(self, config: PipelineConfig) -> bool: ...
+    # and ``Settings``, its pydantic settings class (the config section; the command's options)
 
     def inputs(self, layout: RunLayout) -> list[Path]: ...
 
@@ -63,7 +54,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
     }
 
     def stage(module: StageModule) -> Stage:
-        sections = (module.SECTION, *module.ALSO_READS)
+        sections = (module.SECTION, *getattr(module, "ALSO_READS", ()))
         settings: BaseModel | None = getattr(config, module.SECTION)
 
         def fingerprinted() -> dict[str, Any]:
@@ -82,7 +73,7 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
             inputs=paths(module.inputs),
             outputs=paths(module.outputs),
             run=run,
-            enabled=module.enabled(config),
+            enabled=getattr(module, "enabled", lambda _config: True)(config),
             description=module.DESCRIPTION,
         )
 

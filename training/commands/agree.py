@@ -22,8 +22,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", type=Path, required=True, help="v1 model directory (train-v1 OUT/model)")
     parser.add_argument("--holdout", type=Path, required=True, help="holdout table (train-v1 OUT/holdout.jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the table written")
-    add_stage_options(parser, agree)
+    add_stage_options(parser, agree, table_format=True)
     parser.set_defaults(handler=reported_errors(run))
 
 

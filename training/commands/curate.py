@@ -22,8 +22,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--holdout", type=Path, help="annotated holdout (agree OUT/holdout.jsonl); absent: manual only")
     parser.add_argument("--manual", type=Path, help="manual labels (JSONL/CSV/Parquet/Label Studio JSON)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the table written")
-    add_stage_options(parser, curate)
+    add_stage_options(parser, curate, table_format=True)
     parser.set_defaults(handler=reported_errors(run))
 
 

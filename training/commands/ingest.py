@@ -25,6 +25,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings, _seed, _preprocessing = stage_settings(args, ingest)
-    report = ingest.ingest_files(args.out_dir, settings=settings, progress=not args.no_progress)
+    report = ingest.ingest(args.out_dir, settings=settings, progress=not args.no_progress)
     print(report.summary())
     return 0

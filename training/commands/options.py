@@ -114,30 +114,37 @@ def settings_from_args(
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """``--config`` (a pipeline YAML whose section gives the base settings), ``--seed``, progress."""
     parser.add_argument("--config", type=Path, help="pipeline YAML: its section of this stage gives the defaults")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 13)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: the config's, else the pipeline default, 13)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def config_section(args: argparse.Namespace, section: str) -> tuple[dict[str, Any], int, Preprocessing]:
-    """``(section settings, seed, preprocessing)`` from ``--config`` and ``--seed`` (defaults without)."""
-    if args.config is None:
-        return {}, args.seed if args.seed is not None else 13, Preprocessing()
-    from training.config import load_config
-
-    config = load_config(args.config)
-    seed = args.seed if args.seed is not None else config.seed
-    return config.section(section), seed, config.preprocessing
-
-
-def add_stage_options(parser: argparse.ArgumentParser, stage: ModuleType) -> None:
-    """The common options and one option per field of ``stage.Settings``."""
+def add_stage_options(parser: argparse.ArgumentParser, stage: ModuleType, *, table_format: bool = False) -> None:
+    """The common options, ``--format`` of the tables written if ``table_format``, and one option per
+    field of ``stage.Settings``."""
     add_common_options(parser)
+    if table_format:
+        from training.config import PipelineConfig
+
+        field = PipelineConfig.model_fields["table_format"]
+        parser.add_argument(
+            "--format", choices=_choices(field.annotation), default=field.default, help=field.description
+        )
     add_settings_options(parser, stage.Settings)
 
 
 def stage_settings(args: argparse.Namespace, stage: ModuleType) -> tuple[Any, int, Preprocessing]:
-    """``(stage.Settings from --config and the options given, seed, preprocessing)``."""
-    section, seed, preprocessing = config_section(args, stage.SECTION)
+    """``(stage.Settings from --config and the options given, seed, preprocessing)``; without
+    ``--config``: the settings' defaults, seed 13 (the pipeline config's default)."""
+    from training.config import PipelineConfig, load_config
+
+    if args.config is None:
+        seed, section, preprocessing = PipelineConfig.model_fields["seed"].default, None, Preprocessing()
+    else:
+        config = load_config(args.config)
+        seed, section, preprocessing = config.seed, config.section(stage.SECTION), config.preprocessing
+    seed = args.seed if args.seed is not None else seed
     return settings_from_args(args, stage.Settings, base=section, key=stage.SECTION), seed, preprocessing
 
 

@@ -25,8 +25,7 @@ def register(subparsers: Any) -> None:
         help="manual labels (JSONL/CSV/Parquet/Label Studio JSON) or a curated table",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the tables written")
-    add_stage_options(parser, train_info)
+    add_stage_options(parser, train_info, table_format=True)
     parser.set_defaults(handler=reported_errors(run))
 
 

@@ -20,8 +20,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--labels", type=Path, required=True, help="labelled-text table (LLM/teacher labels)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="format of the tables written")
-    add_stage_options(parser, train_v1)
+    add_stage_options(parser, train_v1, table_format=True)
     parser.set_defaults(handler=reported_errors(run))
 
 

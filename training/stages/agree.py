@@ -28,27 +28,22 @@ from training.tables import table_path
 from training.taxonomy import MAIN_LABELS, SCHEMA, SUB_LABELS, normalise_labels
 
 if TYPE_CHECKING:
-    from training.config import PipelineConfig
     from training.layout import RunLayout
 
 NAME = "agree"
 SECTION = "agree"
 DESCRIPTION = "v1 vs LLM labels on the holdout"
-ALSO_READS: tuple[str, ...] = ()
 ANNOTATED_TABLE = "holdout"  # the holdout with v1's labels and the agreement flags: curate's input
 
 RAW_LABELS_COLUMN = "raw_labels"
 RAW_SUBCATEGORIES_COLUMN = "raw_subcategories"
 
 
-class AgreeSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     threshold: float = Field(0.5, gt=0, lt=1, description="v1 probability from which a label is predicted.")
     batch_size: int = Field(128, ge=1, description="Comments per forward pass when v1 predicts the holdout.")
-
-
-Settings = AgreeSettings
 
 
 def decide_labels(
@@ -196,7 +191,7 @@ def agree_files(
     holdout: Path,
     out_dir: Path,
     *,
-    settings: AgreeSettings,
+    settings: Settings,
     table_format: str = "jsonl",
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -229,19 +224,18 @@ def annotated_holdout(layout: RunLayout) -> Path:
     return layout.table(SECTION, ANNOTATED_TABLE)
 
 
-def enabled(config: PipelineConfig) -> bool:
-    return train_v1.enabled(config)
+enabled = train_v1.enabled  # v1 predicts the holdout
 
 
 def inputs(layout: RunLayout) -> list[Path]:
-    return [train_v1.model_dir(layout.dir(train_v1.SECTION)), layout.table(train_v1.SECTION, train_v1.HOLDOUT)]
+    return [layout.model(train_v1.SECTION), layout.table(train_v1.SECTION, train_v1.HOLDOUT)]
 
 
 def outputs(layout: RunLayout) -> list[Path]:
     return [annotated_holdout(layout), layout.dir(SECTION) / "report.json"]
 
 
-def run(layout: RunLayout, settings: AgreeSettings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     model, holdout = inputs(layout)
     agree_files(
         model,

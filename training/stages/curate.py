@@ -31,13 +31,11 @@ from training.tables import table_path
 from training.taxonomy import OTHERS
 
 if TYPE_CHECKING:
-    from training.config import PipelineConfig
     from training.layout import RunLayout
 
 NAME = "curate"
 SECTION = "curate"
 DESCRIPTION = "agreed/disagreed sampling + manual labels, 80/20 split"
-ALSO_READS: tuple[str, ...] = ()
 CURATED_TABLE = "curated"
 
 AGREED = "agreed"
@@ -47,7 +45,7 @@ MANUAL = "manual"
 PROVENANCES = (AGREED, AGREED_OTHERS, DISAGREED_TO_OTHERS, MANUAL)
 
 
-class CurationSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agreed_rate: float = Field(1.0, ge=0, le=1, description="Share kept of agreed rows not labelled only others.")
@@ -57,9 +55,6 @@ class CurationSettings(BaseModel):
     )
     manual_rate: float = Field(1.0, ge=0, le=1, description="Share kept of the manual labels.")
     validation_fraction: float = Field(0.2, ge=0, lt=1, description="Share of each category held for validation.")
-
-
-Settings = CurationSettings
 
 
 @dataclass
@@ -91,7 +86,7 @@ def curate(
     agreed: Sequence[bool] | np.ndarray,
     manual: Sequence[LabelledText] = (),
     *,
-    settings: CurationSettings,
+    settings: Settings,
     seed: int,
 ) -> Curated:
     """Select, relabel and split (see the module docstring)."""
@@ -172,7 +167,7 @@ def curate_files(
     manual: Path | None,
     out_dir: Path,
     *,
-    settings: CurationSettings,
+    settings: Settings,
     seed: int,
     table_format: str = "jsonl",
 ) -> dict[str, Any]:
@@ -213,10 +208,6 @@ def _holdout(layout: RunLayout) -> Path | None:
     return agree.annotated_holdout(layout) if train_v1.enabled(layout.config) else None
 
 
-def enabled(config: PipelineConfig) -> bool:
-    return True
-
-
 def inputs(layout: RunLayout) -> list[Path]:
     return [path for path in (_holdout(layout), layout.config.manual_labels) if path is not None]
 
@@ -225,7 +216,7 @@ def outputs(layout: RunLayout) -> list[Path]:
     return [curated_table(layout), layout.dir(SECTION) / "report.json"]
 
 
-def run(layout: RunLayout, settings: CurationSettings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     config = layout.config
     curate_files(
         _holdout(layout),

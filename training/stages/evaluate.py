@@ -18,7 +18,6 @@ from training.splits import SPLIT_COLUMN, VALIDATION
 from training.stages import curate, export, train_info, train_v1
 
 if TYPE_CHECKING:
-    from training.config import PipelineConfig
     from training.layout import RunLayout
 
 NAME = "evaluate"
@@ -27,7 +26,7 @@ DESCRIPTION = "per-class figures, threshold sweeps, PR curves, confusion"
 ALSO_READS: tuple[str, ...] = ("train_info",)
 
 
-class EvaluateSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tables: list[Path] = Field(
@@ -36,9 +35,6 @@ class EvaluateSettings(BaseModel):
     variants: bool = Field(True, description="Score the int8/fp16 variants as well.")
     plots: bool = Field(True, description="Write precision-recall and threshold-sweep PNGs.")
     batch_size: int = Field(64, ge=1, description="Comments per ONNX Runtime call.")
-
-
-Settings = EvaluateSettings
 
 
 def _rows(path: Path, split: str | None) -> list[LabelledText]:
@@ -121,10 +117,6 @@ def tables(layout: RunLayout, task: str) -> list[tuple[str, Path, str | None]]:
     return scored + [(path.stem, path, None) for path in layout.config.evaluate.tables]
 
 
-def enabled(config: PipelineConfig) -> bool:
-    return True
-
-
 def inputs(layout: RunLayout) -> list[Path]:
     config = layout.config
     return [
@@ -140,7 +132,7 @@ def outputs(layout: RunLayout) -> list[Path]:
     return [layout.dir(SECTION) / "summary.json"]
 
 
-def run(layout: RunLayout, settings: EvaluateSettings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     from training.evaluation.markdown import summary_markdown
     from training.evaluation.predictors import BundlePredictor
     from training.evaluation.scoring import headline

@@ -28,7 +28,7 @@ DESCRIPTION = "ONNX bundles (+ int8/fp16) with tuned thresholds, provenance, met
 ALSO_READS: tuple[str, ...] = ("train_info",)
 
 
-class ExportSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     emotion_name: str = Field("emotion", description="Bundle directory (and name) of BERT v2 under models_dir.")
@@ -41,9 +41,6 @@ class ExportSettings(BaseModel):
     threshold_min_support: int = Field(
         5, ge=1, description="Labels with fewer validation positives keep the default threshold."
     )
-
-
-Settings = ExportSettings
 
 
 def table_rows(path: Path) -> int | None:
@@ -63,7 +60,7 @@ def export_files(
     out_dir: Path,
     *,
     validation: Path | None,
-    settings: ExportSettings,
+    settings: Settings,
     data: Sequence[tuple[Path, str]] = (),
     config: dict[str, Any] | None = None,
 ) -> list[Path]:
@@ -116,20 +113,12 @@ def manifest(layout: RunLayout) -> Path:
     return layout.dir(SECTION) / "manifest.json"
 
 
-def enabled(config: PipelineConfig) -> bool:
-    return True
-
-
 def inputs(layout: RunLayout) -> list[Path]:
     information = layout.config.train_info.enabled
     return [
-        train_v2.model_dir(layout.dir(train_v2.SECTION)),
+        layout.model(train_v2.SECTION),
         curate.curated_table(layout),
-        *(
-            [train_info.model_dir(layout.dir(train_info.SECTION)), train_info.validation_table(layout)]
-            if information
-            else []
-        ),
+        *([layout.model(train_info.SECTION), train_info.validation_table(layout)] if information else []),
     ]
 
 
@@ -137,12 +126,12 @@ def outputs(layout: RunLayout) -> list[Path]:
     return [*bundles(layout), manifest(layout)]
 
 
-def run(layout: RunLayout, settings: ExportSettings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     config = layout.config
     snapshot = config.model_dump(mode="json")
     curated = curate.curated_table(layout)
     written = export_files(
-        train_v2.model_dir(layout.dir(train_v2.SECTION)),
+        layout.model(train_v2.SECTION),
         layout.bundle(settings.emotion_name),
         validation=curated,
         settings=settings,
@@ -155,7 +144,7 @@ def run(layout: RunLayout, settings: ExportSettings, *, fingerprint: str, progre
     )
     if config.train_info.enabled:
         written += export_files(
-            train_info.model_dir(layout.dir(train_info.SECTION)),
+            layout.model(train_info.SECTION),
             layout.bundle(settings.information_name),
             validation=train_info.validation_table(layout),
             settings=settings,

@@ -35,12 +35,11 @@ if TYPE_CHECKING:
 NAME = "llm-label"
 SECTION = "llm_label"
 DESCRIPTION = "unique texts -> LLM pseudo-labels"
-ALSO_READS: tuple[str, ...] = ()
 
 log = logging.getLogger(__name__)
 
 
-class LlmLabelSettings(BaseModel):
+class Settings(BaseModel):
     """Stage 2: unique texts -> LLM labels via an OpenAI-compatible endpoint."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -75,9 +74,6 @@ class LlmLabelSettings(BaseModel):
             temperature=self.temperature,
             response_format=self.response_format,
         )
-
-
-Settings = LlmLabelSettings
 
 
 @dataclass
@@ -165,7 +161,7 @@ def label_files(
     texts: Sequence[tuple[str, str]],
     out: Path,
     *,
-    settings: LlmLabelSettings,
+    settings: Settings,
     checkpoint: Path | None = None,
     report: Path | None = None,
     progress: bool = True,
@@ -215,7 +211,7 @@ def outputs(layout: RunLayout) -> list[Path]:
     return [labels_table(layout)]
 
 
-def run(layout: RunLayout, settings: LlmLabelSettings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     from training.llm.tables import read_texts_table
 
     rows = read_texts_table(texts(layout), limit=settings.limit, sample=settings.sample, seed=layout.config.seed)

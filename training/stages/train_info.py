@@ -15,7 +15,7 @@ split's statistics; ``pos_weight`` = negatives / positives. The split is 80/20 s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,13 +32,10 @@ from training.tables import table_path
 if TYPE_CHECKING:
     from training.config import PipelineConfig
     from training.layout import RunLayout
-    from training.modeling.fine_tune import TrainedModel
-    from training.modeling.trainer import EpochRecord
 
 NAME = "train-info"
 SECTION = "train_info"
 DESCRIPTION = "information vs others on manual labels"
-ALSO_READS: tuple[str, ...] = ()
 DEFAULT_ENCODER = "hfl/chinese-roberta-wwm-ext"
 
 
@@ -47,7 +44,7 @@ class InfoTrainingSettings(TrainingSettings):
     early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
 
 
-class TrainInfoSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(True, description="Train (and export) the information model.")
@@ -58,9 +55,6 @@ class TrainInfoSettings(BaseModel):
     negatives: Literal["routed", "all"] = Field("routed", description="Which non-information rows are negatives.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of each class held for validation.")
     training: InfoTrainingSettings = Field(default_factory=InfoTrainingSettings)
-
-
-Settings = TrainInfoSettings
 
 
 def split_information(
@@ -76,45 +70,11 @@ def split_information(
     return train, held
 
 
-def train_info(
-    train: Sequence[LabelledText],
-    validation: Sequence[LabelledText],
-    *,
-    settings: TrainInfoSettings,
-    preprocessing: Preprocessing,
-    seed: int,
-    work_dir: Path,
-    fingerprint: str,
-    on_epoch_end: Callable[[EpochRecord], None] | None = None,
-    progress: bool = True,
-) -> TrainedModel:
-    """Fine-tune the information model (checkpoints and model under ``work_dir``)."""
-    from training.modeling.fine_tune import fine_tune_information
-
-    return fine_tune_information(
-        train,
-        encoder=settings.encoder,
-        settings=settings.training,
-        preprocessing=preprocessing,
-        seed=seed,
-        work_dir=work_dir,
-        fingerprint=fingerprint,
-        validation=validation,
-        negatives=settings.negatives,
-        on_epoch_end=on_epoch_end,
-        progress=progress,
-    )
-
-
-def model_dir(out_dir: Path) -> Path:
-    return out_dir / "model"
-
-
 def train_info_files(
     labels: Path,
     out_dir: Path,
     *,
-    settings: TrainInfoSettings,
+    settings: Settings,
     preprocessing: Preprocessing,
     seed: int,
     table_format: str = "jsonl",
@@ -123,6 +83,7 @@ def train_info_files(
 ) -> dict[str, Any]:
     """Split ``labels`` 80/20 by class, write both tables, train into ``out_dir/model``; return a summary."""
     from training.hashing import training_fingerprint
+    from training.modeling.fine_tune import fine_tune_information
     from training.tables import read_labelled, write_labelled
 
     records = read_labelled(labels, default_source="manual")
@@ -131,15 +92,16 @@ def train_info_files(
     )
     write_labelled(table_path(out_dir, TRAIN, table_format), train)
     write_labelled(table_path(out_dir, VALIDATION, table_format), validation)
-    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels})
-    trained = train_info(
+    trained = fine_tune_information(
         train,
-        validation,
-        settings=settings,
+        encoder=settings.encoder,
+        settings=settings.training,
         preprocessing=preprocessing,
         seed=seed,
         work_dir=out_dir,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels}),
+        validation=validation,
+        negatives=settings.negatives,
         progress=progress,
     )
     return trained.summary(train=len(train), validation=len(validation))
@@ -167,10 +129,10 @@ def inputs(layout: RunLayout) -> list[Path]:
 
 
 def outputs(layout: RunLayout) -> list[Path]:
-    return [model_dir(layout.dir(SECTION)), layout.table(SECTION, TRAIN), validation_table(layout)]
+    return [layout.model(SECTION), layout.table(SECTION, TRAIN), validation_table(layout)]
 
 
-def run(layout: RunLayout, settings: TrainInfoSettings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     config = layout.config
     train_info_files(
         labels(layout),

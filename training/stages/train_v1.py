@@ -9,7 +9,7 @@ good enough to separate the texts on which it agrees with the LLM from the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +25,10 @@ from training.tables import table_path
 if TYPE_CHECKING:
     from training.config import PipelineConfig
     from training.layout import RunLayout
-    from training.modeling.fine_tune import TrainedModel
-    from training.modeling.trainer import EpochRecord
 
 NAME = "train-v1"
 SECTION = "train_v1"
 DESCRIPTION = "sample N labels, train BERT v1; the rest is the holdout"
-ALSO_READS: tuple[str, ...] = ()
 
 # The three parts of the labelled table, each written as a table of that name.
 V1_TRAIN = "v1_train"
@@ -41,7 +38,7 @@ TEST = "test"
 DEFAULT_ENCODER = "bert-base-chinese"
 
 
-class TrainV1Settings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(
@@ -61,9 +58,6 @@ class TrainV1Settings(BaseModel):
         description="Class-weighted BCE as in v2 (neg/pos per label, capped); default: plain BCE as in the reference.",
     )
     training: TrainingSettings = Field(default_factory=TrainingSettings)
-
-
-Settings = TrainV1Settings
 
 
 def resolve_size(size: float, total: int, *, name: str) -> int:
@@ -94,9 +88,7 @@ def assign_roles(total: int, *, sample_size: float, test_size: float = 0, seed: 
     return roles
 
 
-def split_for_v1(
-    records: Sequence[LabelledText], *, settings: TrainV1Settings, seed: int
-) -> dict[str, list[LabelledText]]:
+def split_for_v1(records: Sequence[LabelledText], *, settings: Settings, seed: int) -> dict[str, list[LabelledText]]:
     """``{"v1_train": [...], "holdout": [...], "test": [...]}`` (table order kept inside each part)."""
     roles = assign_roles(len(records), sample_size=settings.sample_size, test_size=settings.test_size, seed=seed)
     parts: dict[str, list[LabelledText]] = {V1_TRAIN: [], HOLDOUT: [], TEST: []}
@@ -105,43 +97,11 @@ def split_for_v1(
     return parts
 
 
-def train_v1(
-    train: Sequence[LabelledText],
-    *,
-    settings: TrainV1Settings,
-    preprocessing: Preprocessing,
-    seed: int,
-    work_dir: Path,
-    fingerprint: str,
-    progress: bool = True,
-    on_epoch_end: Callable[[EpochRecord], None] | None = None,
-) -> TrainedModel:
-    """Fine-tune v1 on ``train`` (checkpoints and the finished model under ``work_dir``)."""
-    from training.modeling.fine_tune import fine_tune_emotion
-
-    return fine_tune_emotion(
-        train,
-        encoder=settings.encoder,
-        settings=settings.training,
-        preprocessing=preprocessing,
-        seed=seed,
-        work_dir=work_dir,
-        fingerprint=fingerprint,
-        pos_weight_cap=settings.pos_weight_cap,
-        on_epoch_end=on_epoch_end,
-        progress=progress,
-    )
-
-
-def model_dir(out_dir: Path) -> Path:
-    return out_dir / "model"
-
-
 def train_v1_files(
     labels: Path,
     out_dir: Path,
     *,
-    settings: TrainV1Settings,
+    settings: Settings,
     preprocessing: Preprocessing,
     seed: int,
     table_format: str = "jsonl",
@@ -150,6 +110,7 @@ def train_v1_files(
 ) -> dict[str, Any]:
     """Read ``labels``, write the three tables, train v1 into ``out_dir/model``; return a summary."""
     from training.hashing import training_fingerprint
+    from training.modeling.fine_tune import fine_tune_emotion
     from training.tables import read_labelled, write_labelled
 
     # An LLM may leave a comment without labels; normalisation makes it `others`, as the schema says.
@@ -157,14 +118,15 @@ def train_v1_files(
     parts = split_for_v1(records, settings=settings, seed=seed)
     for name, rows in parts.items():
         write_labelled(table_path(out_dir, name, table_format), rows)
-    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels})
-    trained = train_v1(
+    trained = fine_tune_emotion(
         parts[V1_TRAIN],
-        settings=settings,
+        encoder=settings.encoder,
+        settings=settings.training,
         preprocessing=preprocessing,
         seed=seed,
         work_dir=out_dir,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels}),
+        pos_weight_cap=settings.pos_weight_cap,
         progress=progress,
     )
     return {"rows": {role: len(rows) for role, rows in parts.items()}, "model": str(trained.directory)}
@@ -187,10 +149,10 @@ def inputs(layout: RunLayout) -> list[Path]:
 
 
 def outputs(layout: RunLayout) -> list[Path]:
-    return [model_dir(layout.dir(SECTION)), *(layout.table(SECTION, name) for name in (V1_TRAIN, HOLDOUT, TEST))]
+    return [layout.model(SECTION), *(layout.table(SECTION, name) for name in (V1_TRAIN, HOLDOUT, TEST))]
 
 
-def run(layout: RunLayout, settings: TrainV1Settings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     config = layout.config
     train_v1_files(
         labels(layout),

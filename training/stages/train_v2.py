@@ -7,7 +7,6 @@ of the main head, keeping the best epoch. Reference: AdamW at 2e-5.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,21 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
 from training.modeling.settings import TrainingSettings
-from training.records import LabelledText
 from training.splits import split_rows
 from training.stages import curate
 from training.stages.train_v1 import DEFAULT_ENCODER
 
 if TYPE_CHECKING:
-    from training.config import PipelineConfig
     from training.layout import RunLayout
-    from training.modeling.fine_tune import TrainedModel
-    from training.modeling.trainer import EpochRecord
 
 NAME = "train-v2"
 SECTION = "train_v2"
 DESCRIPTION = "BERT v2 (emotion model), class-weighted, early stopping"
-ALSO_READS: tuple[str, ...] = ()
 
 
 class V2TrainingSettings(TrainingSettings):
@@ -37,7 +31,7 @@ class V2TrainingSettings(TrainingSettings):
     early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
 
 
-class TrainV2Settings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     encoder: str = Field(DEFAULT_ENCODER, description="Hub id or local directory of the pretrained encoder.")
@@ -45,50 +39,11 @@ class TrainV2Settings(BaseModel):
     training: V2TrainingSettings = Field(default_factory=V2TrainingSettings)
 
 
-Settings = TrainV2Settings
-
-
-def train_v2(
-    train: Sequence[LabelledText],
-    validation: Sequence[LabelledText],
-    *,
-    settings: TrainV2Settings,
-    preprocessing: Preprocessing,
-    seed: int,
-    work_dir: Path,
-    fingerprint: str,
-    on_epoch_end: Callable[[EpochRecord], None] | None = None,
-    progress: bool = True,
-) -> TrainedModel:
-    """Fine-tune v2 with class weights and early stopping (checkpoints and model under ``work_dir``)."""
-    from training.modeling.fine_tune import fine_tune_emotion
-
-    if not validation:
-        raise ValueError("train-v2 needs a validation split for early stopping; the curated set has none")
-    return fine_tune_emotion(
-        train,
-        encoder=settings.encoder,
-        settings=settings.training,
-        preprocessing=preprocessing,
-        seed=seed,
-        work_dir=work_dir,
-        fingerprint=fingerprint,
-        validation=validation,
-        pos_weight_cap=settings.pos_weight_cap,
-        on_epoch_end=on_epoch_end,
-        progress=progress,
-    )
-
-
-def model_dir(out_dir: Path) -> Path:
-    return out_dir / "model"
-
-
 def train_v2_files(
     curated: Path,
     out_dir: Path,
     *,
-    settings: TrainV2Settings,
+    settings: Settings,
     preprocessing: Preprocessing,
     seed: int,
     fingerprint: str | None = None,
@@ -96,24 +51,24 @@ def train_v2_files(
 ) -> dict[str, Any]:
     """Train v2 on the ``train`` rows of a curated table, stopping early on its ``validation`` rows."""
     from training.hashing import training_fingerprint
+    from training.modeling.fine_tune import fine_tune_emotion
 
     train, validation = split_rows(curated, default_source="curated")
-    fingerprint = fingerprint or training_fingerprint(settings, preprocessing, seed, {"curated": curated})
-    trained = train_v2(
+    if not validation:
+        raise ValueError("train-v2 needs a validation split for early stopping; the curated set has none")
+    trained = fine_tune_emotion(
         train,
-        validation,
-        settings=settings,
+        encoder=settings.encoder,
+        settings=settings.training,
         preprocessing=preprocessing,
         seed=seed,
         work_dir=out_dir,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint or training_fingerprint(settings, preprocessing, seed, {"curated": curated}),
+        validation=validation,
+        pos_weight_cap=settings.pos_weight_cap,
         progress=progress,
     )
     return trained.summary(train=len(train), validation=len(validation))
-
-
-def enabled(config: PipelineConfig) -> bool:
-    return True
 
 
 def inputs(layout: RunLayout) -> list[Path]:
@@ -121,10 +76,10 @@ def inputs(layout: RunLayout) -> list[Path]:
 
 
 def outputs(layout: RunLayout) -> list[Path]:
-    return [model_dir(layout.dir(SECTION))]
+    return [layout.model(SECTION)]
 
 
-def run(layout: RunLayout, settings: TrainV2Settings, *, fingerprint: str, progress: bool = True) -> None:
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
     config = layout.config
     train_v2_files(
         curate.curated_table(layout),

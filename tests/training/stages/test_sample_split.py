@@ -4,8 +4,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from training.stages.train_v1 import HOLDOUT, TEST, V1_TRAIN, assign_roles, resolve_size
+
 from training.splits import stratified_validation_mask
+from training.stages.train_v1 import HOLDOUT, TEST, V1_TRAIN, assign_roles, resolve_size
 
 
 def test_roles_have_exact_sizes_and_are_seeded() -> None:
