@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from training.commands.options import reported_errors
+from training.commands.options import add_settings_options, reported_errors, settings_from_args
+from training.stages import evaluate, train_info
 
 
 def register(subparsers: Any) -> None:
@@ -20,29 +21,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--split", help="score only rows whose 'split' column has this value (e.g. validation)")
     parser.add_argument("--validation", type=Path, help="table to tune per-class thresholds on (reported as 'tuned')")
     parser.add_argument("--validation-split", help="rows of --validation with this 'split' value (e.g. validation)")
-    parser.add_argument(
-        "--negatives", choices=("routed", "all"), default="routed", help="information task: which rows are negatives"
-    )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_settings_options(parser, evaluate.Settings, only=("batch_size", "plots"))
+    add_settings_options(parser, train_info.Settings, only=("negatives",))  # the information task's negatives
     parser.set_defaults(handler=reported_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
     from training.evaluation.scoring import headline
-    from training.stages.evaluate import evaluate_files
 
-    report = evaluate_files(
+    report = evaluate.evaluate_files(
         args.model,
         args.table,
         args.out,
+        settings=settings_from_args(args, evaluate.Settings, key="evaluate"),
+        negatives=settings_from_args(args, train_info.Settings, key="train_info").negatives,
         split=args.split,
         validation=args.validation,
         validation_split=args.validation_split,
-        negatives=args.negatives,
-        batch_size=args.batch_size,
-        plots=not args.no_plots,
         progress=not args.no_progress,
     )
     figures = headline(report)

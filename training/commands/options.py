@@ -15,7 +15,7 @@ import functools
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -49,9 +49,14 @@ def _is_list(annotation: Any) -> bool:
     return origin is list
 
 
-def add_settings_options(parser: argparse.ArgumentParser, model: type[BaseModel], *, prefix: str = "") -> None:
-    """One ``--option`` per field of ``model`` (recursively), defaulting to "not given"."""
+def add_settings_options(
+    parser: argparse.ArgumentParser, model: type[BaseModel], *, prefix: str = "", only: Sequence[str] = ()
+) -> None:
+    """One ``--option`` per field of ``model`` (or of its fields named in ``only``), recursively,
+    defaulting to "not given"."""
     for name, info in model.model_fields.items():
+        if only and name not in only:
+            continue
         nested = _nested_model(info.annotation)
         flag = f"--{prefix}{name}".replace("_", "-")
         dest = f"{_DEST_PREFIX}{prefix}{name}".replace("-", "_")

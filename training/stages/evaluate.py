@@ -53,12 +53,11 @@ def evaluate_files(
     table: Path,
     out_dir: Path,
     *,
+    settings: Settings,
+    negatives: str,
     split: str | None = None,
     validation: Path | None = None,
     validation_split: str | None = None,
-    negatives: str = "routed",
-    batch_size: int = 64,
-    plots: bool = True,
     progress: bool = True,
     predictor: Any = None,
 ) -> dict[str, Any]:
@@ -71,7 +70,7 @@ def evaluate_files(
     from training.provenance import data_file
     from training.tables import write_json, write_text
 
-    predictor = predictor or open_predictor(model, batch_size=batch_size)
+    predictor = predictor or open_predictor(model, batch_size=settings.batch_size)
     records = _rows(table, split)
     tuned = None
     if validation is not None:
@@ -85,7 +84,7 @@ def evaluate_files(
     report["model"] = predictor.description
     report["table"] = str(table) + (f" (split {split})" if split else "")
     report["data"] = [data_file(table, rows=len(records), role="evaluated")]
-    if plots:
+    if settings.plots:
         keep, targets = head_targets(predictor.task, predictor.heads, records, negatives=negatives)
         for head in predictor.heads:
             entry = report["heads"][head.name]
@@ -150,9 +149,9 @@ def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bo
                 bundle_dir,
                 path,
                 out / bundle_dir.name / table_name,
-                split=split,
+                settings=settings,
                 negatives=layout.config.train_info.negatives,
-                plots=settings.plots,
+                split=split,
                 progress=progress,
                 predictor=predictor,
             )
