@@ -11,7 +11,7 @@ stage is adding its module and one line to ``STAGES``; ``danmaku-train run`` han
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,15 +63,12 @@ def build_stages(config: PipelineConfig, *, progress: bool = True) -> list[Stage
         def run(fingerprint: str) -> None:
             module.run(layout, settings, fingerprint=fingerprint, progress=progress)
 
-        def paths(function: Callable[[RunLayout], list[Path]]) -> Callable[[], list[Path]]:
-            return lambda: function(layout)
-
         return Stage(
             name=module.NAME,
             section=module.SECTION,
             settings=fingerprinted,
-            inputs=paths(module.inputs),
-            outputs=paths(module.outputs),
+            inputs=partial(module.inputs, layout),
+            outputs=partial(module.outputs, layout),
             run=run,
             enabled=getattr(module, "enabled", lambda _config: True)(config),
             description=module.DESCRIPTION,

@@ -116,32 +116,27 @@ def settings_from_args(
         raise SystemExit(f"error: {problems}") from exc
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """``--config`` (a pipeline YAML whose section gives the base settings), ``--seed``, progress."""
+def add_stage_options(parser: argparse.ArgumentParser, stage: ModuleType, *, table_format: bool = False) -> None:
+    """``--config`` (a pipeline YAML whose section gives the base settings), ``--seed``, ``--no-progress``,
+    ``--format`` of the tables written if ``table_format``, and one option per field of ``stage.Settings``."""
+    from training.config import PipelineConfig
+
+    seed, tables = PipelineConfig.model_fields["seed"], PipelineConfig.model_fields["table_format"]
     parser.add_argument("--config", type=Path, help="pipeline YAML: its section of this stage gives the defaults")
     parser.add_argument(
-        "--seed", type=int, default=None, help="random seed (default: the config's, else the pipeline default, 13)"
+        "--seed", type=int, default=None, help=f"random seed (default: the config's, else {seed.default})"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def add_stage_options(parser: argparse.ArgumentParser, stage: ModuleType, *, table_format: bool = False) -> None:
-    """The common options, ``--format`` of the tables written if ``table_format``, and one option per
-    field of ``stage.Settings``."""
-    add_common_options(parser)
     if table_format:
-        from training.config import PipelineConfig
-
-        field = PipelineConfig.model_fields["table_format"]
         parser.add_argument(
-            "--format", choices=_choices(field.annotation), default=field.default, help=field.description
+            "--format", choices=_choices(tables.annotation), default=tables.default, help=tables.description
         )
     add_settings_options(parser, stage.Settings)
 
 
 def stage_settings(args: argparse.Namespace, stage: ModuleType) -> tuple[Any, int, Preprocessing]:
     """``(stage.Settings from --config and the options given, seed, preprocessing)``; without
-    ``--config``: the settings' defaults, seed 13 (the pipeline config's default)."""
+    ``--config``: the settings' defaults and the pipeline config's default seed."""
     from training.config import PipelineConfig, load_config
 
     if args.config is None:

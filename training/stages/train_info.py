@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
-from training.modeling.settings import TrainingSettings
+from training.modeling.settings import EarlyStoppingSettings
 from training.modeling.targets import information_targets
 from training.records import LabelledText
 from training.splits import TRAIN, VALIDATION, stratified_validation_mask
@@ -39,11 +39,6 @@ DESCRIPTION = "information vs others on manual labels"
 DEFAULT_ENCODER = "hfl/chinese-roberta-wwm-ext"
 
 
-class InfoTrainingSettings(TrainingSettings):
-    epochs: int = Field(5, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
-    early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
-
-
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,7 +49,7 @@ class Settings(BaseModel):
     )
     negatives: Literal["routed", "all"] = Field("routed", description="Which non-information rows are negatives.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of each class held for validation.")
-    training: InfoTrainingSettings = Field(default_factory=InfoTrainingSettings)
+    training: EarlyStoppingSettings = Field(default_factory=EarlyStoppingSettings)
 
 
 def split_information(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
-from training.modeling.settings import TrainingSettings
+from training.modeling.settings import EarlyStoppingSettings
 from training.splits import split_rows
 from training.stages import curate
 from training.stages.train_v1 import DEFAULT_ENCODER
@@ -26,17 +26,12 @@ SECTION = "train_v2"
 DESCRIPTION = "BERT v2 (emotion model), class-weighted, early stopping"
 
 
-class V2TrainingSettings(TrainingSettings):
-    epochs: int = Field(5, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
-    early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
-
-
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     encoder: str = Field(DEFAULT_ENCODER, description="Hub id or local directory of the pretrained encoder.")
     pos_weight_cap: float = Field(10.0, ge=1, description="Upper bound of the per-label positive class weight.")
-    training: V2TrainingSettings = Field(default_factory=V2TrainingSettings)
+    training: EarlyStoppingSettings = Field(default_factory=EarlyStoppingSettings)
 
 
 def train_v2_files(
