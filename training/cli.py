@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.commands.train_info",
     "training.commands.export",
     "training.commands.evaluate",
+    "training.commands.score_served",
     "training.commands.run",
 )
 
