@@ -18,14 +18,14 @@ from collections.abc import Sequence
 # Order is the order shown in --help: the pipeline read top to bottom. A stage's command, if it has
 # one, is ``training/commands/<section>.py``.
 TOOL_COMMANDS: tuple[str, ...] = ("training.commands.import_encoder", "training.commands.tiny_encoder")
-RUN_COMMAND = "training.commands.run"
+AFTER_STAGES: tuple[str, ...] = ("training.commands.score_served", "training.commands.run")
 
 
 def command_modules() -> list[str]:
     from training.pipeline import STAGES
 
     stage_commands = [f"training.commands.{stage.SECTION}" for stage in STAGES]
-    return [*TOOL_COMMANDS, *(name for name in stage_commands if importlib.util.find_spec(name)), RUN_COMMAND]
+    return [*TOOL_COMMANDS, *(name for name in stage_commands if importlib.util.find_spec(name)), *AFTER_STAGES]
 
 
 def build_parser() -> argparse.ArgumentParser:
