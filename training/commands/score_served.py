@@ -8,14 +8,10 @@ The comments go through the service's own ``Runtime`` (bundles, micro-batchers, 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 from training.commands.options import reported_errors
-
-GOLD_FORMATS = ("labels", "smp2020")
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +27,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument(
         "--gold",
-        choices=GOLD_FORMATS,
+        choices=("labels", "smp2020"),
         default="labels",
         help="labels: a labelled-text table of main labels; smp2020: an SMP2020-EWECT JSON array "
         "(happy -> emotions_positive; angry, sad, fear -> emotions_negative; others left out)",
@@ -42,75 +38,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=reported_errors(run))
 
 
-def _gold_rows(path: Path, gold: str) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """``(id, text, source, gold labels)`` per row."""
-    if gold == "smp2020":
-        from training.evaluation.served import polarity_gold
-
-        items = json.loads(path.read_text(encoding="utf-8"))
-        return [(str(item["id"]), str(item["content"]), "weibo", polarity_gold(str(item["label"]))) for item in items]
-    from training.tables import read_labelled
-
-    return [
-        (record.id, record.text, record.source, record.labels or ("others",))
-        for record in read_labelled(path, default_source="gold")
-    ]
-
-
-async def _classify(settings: Any, texts: list[str], mode: str) -> list[tuple[str, float]]:
-    """``(served label, probability behind it)`` per text, through the service's runtime and router."""
-    from service.bulk.runner import bulk_settings
-    from service.runtime import Runtime
-
-    settings, per_call = bulk_settings(settings)
-    runtime = await asyncio.to_thread(Runtime.load, settings)
-    runtime.start()
-    emotion = runtime.router.emotion.metadata.name
-    answers: list[tuple[str, float]] = []
-    try:
-        for start in range(0, len(texts), per_call):
-            routed = await runtime.router.classify(texts[start : start + per_call], mode=mode, return_scores=True)  # type: ignore[arg-type]
-            for decision in routed.decisions:
-                if decision.label == "information" and decision.information_probability is not None:
-                    confidence = decision.information_probability
-                else:
-                    confidence = (decision.scores or {})[emotion]["main"][decision.label]
-                answers.append((decision.label, confidence))
-        return answers
-    finally:
-        await runtime.stop()
-
-
 def run(args: argparse.Namespace) -> int:
-    from service.settings import Settings
-    from training.evaluation.served import ServedRow, score_served, served_markdown
+    from training.evaluation.served import score_served_files
 
-    rows = _gold_rows(args.table, args.gold)
-    settings = Settings(
-        models_dir=args.models_dir, emotion_bundle=args.emotion_bundle, information_bundle=args.information_bundle
+    report = score_served_files(
+        args.models_dir,
+        args.table,
+        args.out,
+        emotion_bundle=args.emotion_bundle,
+        information_bundle=args.information_bundle,
+        gold=args.gold,
+        mode=args.mode,
+        worst=args.worst,
+        title=args.title,
     )
-    decisions = asyncio.run(_classify(settings, [text for _, text, _, _ in rows], args.mode))
-    served = [
-        ServedRow(
-            id=row_id,
-            text=text,
-            source=source,
-            gold=gold,
-            label=label,
-            confidence=confidence,
-        )
-        for (row_id, text, source, gold), (label, confidence) in zip(rows, decisions, strict=True)
-    ]
-    report = score_served(served, worst=args.worst)
-    report["models"] = {
-        "dir": str(args.models_dir),
-        "emotion": args.emotion_bundle,
-        "information": args.information_bundle,
-    }
-    report["mode"] = args.mode
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "served.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    (args.out / "served.md").write_text(served_markdown(report, title=args.title or args.table.name), encoding="utf-8")
     overall = report["overall"]
     print(
         f"{overall['rows']} rows: accuracy {overall['accuracy']:.3f}, macro-F1 {overall['macro_f1']:.3f} "

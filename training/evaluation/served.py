@@ -18,10 +18,13 @@ outside them counts as a miss of the gold class.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from service.taxonomy import MAIN_LABELS, OTHERS
 
@@ -37,6 +40,9 @@ class ServedRow:
     label: str
     confidence: float
 
+
+GOLD_FORMATS = ("labels", "smp2020")
+GoldFormat = Literal["labels", "smp2020"]
 
 # SMP2020-EWECT (Weibo) emotions -> the danmaku polarity classes; neutral and surprise have no polarity.
 SMP2020_POLARITY: Mapping[str, str] = {
@@ -165,3 +171,74 @@ def served_markdown(report: Mapping[str, Any], *, title: str) -> str:
             f"| {text} | {error['source']} | {', '.join(error['gold'])} | {error['served']} | {error['confidence']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def gold_rows(path: Path, gold: GoldFormat = "labels") -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """``(id, text, source, gold labels)`` per row of a gold table.
+
+    ``labels``: a labelled-text table (``training.tables``); ``smp2020``: an SMP2020-EWECT JSON array
+    of ``{id, content, label}``, mapped with ``polarity_gold``."""
+    if gold == "smp2020":
+        items = json.loads(path.read_text(encoding="utf-8"))
+        return [(str(item["id"]), str(item["content"]), "weibo", polarity_gold(str(item["label"]))) for item in items]
+    from training.tables import read_labelled
+
+    return [
+        (record.id, record.text, record.source, record.labels or (OTHERS,))
+        for record in read_labelled(path, default_source="gold")
+    ]
+
+
+async def _classify(settings: Any, texts: Sequence[str], mode: str) -> list[tuple[str, float]]:
+    """``(served label, probability behind it)`` per text, through the service's runtime and router."""
+    from service.bulk.runner import bulk_settings
+    from service.runtime import Runtime
+
+    settings, per_call = bulk_settings(settings)
+    runtime = await asyncio.to_thread(Runtime.load, settings)
+    runtime.start()
+    emotion = runtime.router.emotion.metadata.name
+    answers: list[tuple[str, float]] = []
+    try:
+        for start in range(0, len(texts), per_call):
+            routed = await runtime.router.classify(texts[start : start + per_call], mode=mode, return_scores=True)  # type: ignore[arg-type]
+            for decision in routed.decisions:
+                if decision.label == "information" and decision.information_probability is not None:
+                    confidence = decision.information_probability
+                else:
+                    confidence = (decision.scores or {})[emotion]["main"][decision.label]
+                answers.append((decision.label, confidence))
+        return answers
+    finally:
+        await runtime.stop()
+
+
+def score_served_files(
+    models_dir: Path,
+    table: Path,
+    out_dir: Path,
+    *,
+    emotion_bundle: str = "emotion",
+    information_bundle: str = "information",
+    gold: GoldFormat = "labels",
+    mode: str = "precision",
+    worst: int = 30,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Classify ``table`` with the service's runtime on the two bundles; write served.json/.md; return the report."""
+    from service.settings import Settings
+
+    rows = gold_rows(table, gold)
+    settings = Settings(models_dir=models_dir, emotion_bundle=emotion_bundle, information_bundle=information_bundle)
+    answers = asyncio.run(_classify(settings, [text for _, text, _, _ in rows], mode))
+    served = [
+        ServedRow(id=row_id, text=text, source=source, gold=labels, label=label, confidence=confidence)
+        for (row_id, text, source, labels), (label, confidence) in zip(rows, answers, strict=True)
+    ]
+    report = score_served(served, worst=worst)
+    report["models"] = {"dir": str(models_dir), "emotion": emotion_bundle, "information": information_bundle}
+    report["mode"] = mode
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "served.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    (out_dir / "served.md").write_text(served_markdown(report, title=title or table.name), encoding="utf-8")
+    return report

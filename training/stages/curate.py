@@ -54,6 +54,12 @@ class Settings(BaseModel):
         0.05, ge=0, le=1, description="Share of disagreed rows kept and relabelled others."
     )
     manual_rate: float = Field(1.0, ge=0, le=1, description="Share kept of the manual labels.")
+    v1_sample_as_manual: bool = Field(
+        False,
+        description="Add v1's training sample to the manual labels: where no human labels exist, the "
+        "(strong-)LLM labels v1 learnt from stand in for them. They are in no holdout, so without this "
+        "they never reach v2.",
+    )
     validation_fraction: float = Field(0.2, ge=0, lt=1, description="Share of each category held for validation.")
 
 
@@ -164,7 +170,7 @@ def curate(
 
 def curate_files(
     holdout: Path | None,
-    manual: Path | None,
+    manual: Path | Sequence[Path] | None,
     out_dir: Path,
     *,
     settings: Settings,
@@ -176,7 +182,8 @@ def curate_files(
     from training.provenance import data_file
     from training.tables import TableError, read_labelled, write_json, write_labelled, write_text
 
-    if holdout is None and manual is None:
+    manual_paths = [manual] if isinstance(manual, Path) else list(manual or ())
+    if holdout is None and not manual_paths:
         raise ValueError("curate needs an annotated holdout, manual labels, or both")
     records = read_labelled(holdout, default_source="llm", require_labels=False) if holdout else []
     missing = [record.id for record in records if "agreed" not in record.extra]
@@ -185,15 +192,16 @@ def curate_files(
             holdout, f"{len(missing)} rows lack the 'agreed' column (first: {missing[0]!r}); run agree first"
         )
     agreed = [bool(record.extra["agreed"]) for record in records]
-    manual_records = read_labelled(manual, default_source="manual") if manual else []
+    manual_tables = [read_labelled(path, default_source="manual") for path in manual_paths]
+    manual_records = [record for table in manual_tables for record in table]
     curated = curate(records, agreed, manual_records, settings=settings, seed=seed)
     write_labelled(table_path(out_dir, CURATED_TABLE, table_format), curated.records)
     counts = dict(curated.counts)
     counts["settings"] = settings.model_dump(mode="json")
     counts["seed"] = seed
     counts["data"] = [data_file(holdout, rows=len(records), role="holdout")] if holdout else []
-    if manual:
-        counts["data"].append(data_file(manual, rows=len(manual_records), role="manual"))
+    for path, table in zip(manual_paths, manual_tables, strict=True):
+        counts["data"].append(data_file(path, rows=len(table), role="manual"))
     write_json(out_dir / "report.json", counts)
     write_text(out_dir / "report.md", curation_markdown(counts))
     return counts
@@ -208,8 +216,15 @@ def _holdout(layout: RunLayout) -> Path | None:
     return agree.annotated_holdout(layout) if train_v1.enabled(layout.config) else None
 
 
+def _manual(layout: RunLayout) -> list[Path]:
+    paths = [layout.config.manual_labels] if layout.config.manual_labels is not None else []
+    if layout.config.curate.v1_sample_as_manual and train_v1.enabled(layout.config):
+        paths.append(layout.table(train_v1.SECTION, train_v1.V1_TRAIN))
+    return paths
+
+
 def inputs(layout: RunLayout) -> list[Path]:
-    return [path for path in (_holdout(layout), layout.config.manual_labels) if path is not None]
+    return [path for path in (_holdout(layout), *_manual(layout)) if path is not None]
 
 
 def outputs(layout: RunLayout) -> list[Path]:
@@ -220,7 +235,7 @@ def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bo
     config = layout.config
     curate_files(
         _holdout(layout),
-        config.manual_labels,
+        _manual(layout),
         layout.dir(SECTION),
         settings=settings,
         seed=config.seed,

@@ -4,12 +4,16 @@ Per bundle: the emotion model on the curated set's validation rows, the informat
 train-info's validation table; both on train-v1's test table when it has rows, and on every
 ``evaluate.tables`` entry. Per table: ``report.json``, ``report.md`` and PNG plots; a summary of
 all of them in ``summary.{json,md}``. The figures are ``training.evaluation.scoring``'s.
+
+When both models are exported, the label the service returns (both bundles, the routing rule,
+the thresholds of ``evaluate.served_mode``) is scored on the test table and the extra tables too
+(``training.evaluation.served``): ``served/<table>/served.{json,md}`` and ``served`` in the summary.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +39,9 @@ class Settings(BaseModel):
     variants: bool = Field(True, description="Score the int8/fp16 variants as well.")
     plots: bool = Field(True, description="Write precision-recall and threshold-sweep PNGs.")
     batch_size: int = Field(64, ge=1, description="Comments per ONNX Runtime call.")
+    served_mode: Literal["precision", "recall"] = Field(
+        "precision", description="The service mode whose information threshold the served labels are scored at."
+    )
 
 
 def _rows(path: Path, split: str | None) -> list[LabelledText]:
@@ -164,5 +171,34 @@ def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bo
                     "report": str(Path(bundle_dir.name) / table_name / "report.md"),
                 }
             )
-    write_json(out / "summary.json", {"evaluations": rows})
-    write_text(out / "summary.md", summary_markdown(rows))
+    served = _score_served(layout, settings, out / "served")
+    write_json(out / "summary.json", {"evaluations": rows, "served": served})
+    write_text(out / "summary.md", summary_markdown(rows, served))
+
+
+def _score_served(layout: RunLayout, settings: Settings, out: Path) -> dict[str, Any]:
+    """The served label's figures on the test table and the extra tables (both models needed)."""
+    from training.evaluation.served import score_served_files
+
+    config = layout.config
+    if not config.train_info.enabled:
+        return {}
+    scored = [(name, path) for name, path, _split in tables_of_both(layout)]
+    figures: dict[str, Any] = {}
+    for name, path in scored:
+        report = score_served_files(
+            config.models_dir,
+            path,
+            out / name,
+            emotion_bundle=config.export.emotion_name,
+            information_bundle=config.export.information_name,
+            mode=settings.served_mode,
+            title=f"Served labels on {path.name} ({settings.served_mode} mode)",
+        )
+        figures[name] = {**report["overall"], "report": str(Path("served") / name / "served.md")}
+    return figures
+
+
+def tables_of_both(layout: RunLayout) -> list[tuple[str, Path, str | None]]:
+    """The tables both models are scored on: the test table and the extra tables (not the validation splits)."""
+    return [entry for entry in tables(layout, "emotion") if entry[0] != "validation"]

@@ -9,9 +9,9 @@ good enough to separate the texts on which it agrees with the LLM from the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.text import Preprocessing
 from training.modeling.settings import TrainingSettings
 from training.records import LabelledText
+from training.splits import stratified_validation_mask
 from training.stages import llm_label
 from training.tables import table_path
 
@@ -52,6 +53,11 @@ class Settings(BaseModel):
     test_size: float = Field(
         0, ge=0, description="Rows kept out of every stage to score the final models: a count or a share (0: none)."
     )
+    test_strata: Literal["uniform", "source"] = Field(
+        "uniform",
+        description="How the test rows are drawn: uniformly, or stratified by source corpus x main label "
+        "(every corpus and class keeps its share, so per-source figures stand on enough rows).",
+    )
     pos_weight_cap: float | None = Field(
         None,
         ge=1,
@@ -70,8 +76,13 @@ def resolve_size(size: float, total: int, *, name: str) -> int:
     return count
 
 
-def assign_roles(total: int, *, sample_size: float, test_size: float = 0, seed: int) -> np.ndarray:
-    """Role of every row (``V1_TRAIN``, ``TEST`` or ``HOLDOUT``), drawn uniformly at random, seeded."""
+def assign_roles(
+    total: int, *, sample_size: float, test_size: float = 0, seed: int, strata: Sequence[Hashable] | None = None
+) -> np.ndarray:
+    """Role of every row (``V1_TRAIN``, ``TEST`` or ``HOLDOUT``), drawn at random, seeded.
+
+    The v1 sample is uniform. The test rows are uniform too, or, with ``strata`` (one key per row),
+    ``round(share * n)`` rows of every stratum of n rows (``training.splits``), drawn first."""
     train_count = resolve_size(sample_size, total, name="sample_size")
     test_count = resolve_size(test_size, total, name="test_size")
     if train_count < 1:
@@ -81,16 +92,32 @@ def assign_roles(total: int, *, sample_size: float, test_size: float = 0, seed: 
             f"sample_size={sample_size} ({train_count} rows) + test_size={test_size} ({test_count} rows) "
             f"leave no holdout out of {total} rows; lower them"
         )
-    order = np.random.default_rng(seed).permutation(total)
     roles = np.full(total, HOLDOUT, dtype=object)
+    if strata is not None:
+        if len(strata) != total:
+            raise ValueError(f"{len(strata)} strata for {total} rows")
+        test = stratified_validation_mask(strata, validation_fraction=test_count / total, seed=seed)
+        roles[test] = TEST
+        rest = np.flatnonzero(~test)
+        roles[rest[np.random.default_rng(seed).permutation(len(rest))[:train_count]]] = V1_TRAIN
+        return roles
+    order = np.random.default_rng(seed).permutation(total)
     roles[order[:train_count]] = V1_TRAIN
     roles[order[train_count : train_count + test_count]] = TEST
     return roles
 
 
+def test_stratum(record: LabelledText) -> str:
+    """``source/main label`` of a row (its first label; ``others`` when it has none)."""
+    return f"{record.source}/{record.labels[0] if record.labels else 'others'}"
+
+
 def split_for_v1(records: Sequence[LabelledText], *, settings: Settings, seed: int) -> dict[str, list[LabelledText]]:
     """``{"v1_train": [...], "holdout": [...], "test": [...]}`` (table order kept inside each part)."""
-    roles = assign_roles(len(records), sample_size=settings.sample_size, test_size=settings.test_size, seed=seed)
+    strata = [test_stratum(record) for record in records] if settings.test_strata == "source" else None
+    roles = assign_roles(
+        len(records), sample_size=settings.sample_size, test_size=settings.test_size, seed=seed, strata=strata
+    )
     parts: dict[str, list[LabelledText]] = {V1_TRAIN: [], HOLDOUT: [], TEST: []}
     for record, role in zip(records, roles, strict=True):
         parts[str(role)].append(record)
