@@ -225,7 +225,8 @@ def score_served_files(
     worst: int = 30,
     title: str | None = None,
 ) -> dict[str, Any]:
-    """Classify ``table`` with the service's runtime on the two bundles; write served.json/.md; return the report."""
+    """Classify ``table`` with the service's runtime on the two bundles; write ``served.json``, ``served.md``
+    and ``rows.jsonl`` (every row's served label) under ``out_dir``; return the report."""
     from service.settings import Settings
 
     rows = gold_rows(table, gold)
@@ -241,4 +242,19 @@ def score_served_files(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "served.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     (out_dir / "served.md").write_text(served_markdown(report, title=title or table.name), encoding="utf-8")
+    with (out_dir / "rows.jsonl").open("w", encoding="utf-8") as handle:  # every row, to compare runs row by row
+        for row in served:
+            handle.write(
+                json.dumps(
+                    {
+                        "id": row.id,
+                        "source": row.source,
+                        "gold": list(row.gold),
+                        "label": row.label,
+                        "confidence": round(row.confidence, 5),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return report

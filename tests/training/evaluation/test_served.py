@@ -79,3 +79,4 @@ def test_command_scores_the_served_labels_of_tiny_bundles(tiny_models_dir: Path,
     assert report["overall"]["rows"] == 5
     assert sum(report["served_labels"].values()) == 5
     assert (out / "served.md").read_text(encoding="utf-8").startswith("# gold.jsonl")
+    assert len((out / "rows.jsonl").read_text(encoding="utf-8").splitlines()) == 5
