@@ -250,6 +250,7 @@ def create_app(settings: Settings | None = None, *, load_runtime: RuntimeLoader 
     settings = settings or load_settings()
     state = ServiceState(settings=settings, metrics=Metrics(), lifecycle=Lifecycle())
     bearer_token = settings.bearer_token()
+    state.metrics.ready.set_function(lambda: float(state.lifecycle.ready and not state.lifecycle.draining))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -76,6 +76,7 @@ class Runtime:
         for model in models:
             model.warm_up(runs=settings.warmup_runs, batch_sizes=(1, settings.max_batch_size))
             metrics.record_model(model)
+            metrics.queue_capacity.labels(model.name).set(settings.max_queue_size)
             logger.info("bundle %s version %s ready on %s", model.name, model.version, ", ".join(model.providers))
         batched = [
             BatchedModel(
