@@ -200,8 +200,9 @@ def groups(t: dict[str, Any]) -> list[dict[str, Any]]:
             t["drift_for"],
             "warning",
             "The predicted-label mix moved",
-            f"The share of label {{{{ $labels.label }}}} over {window} differs by {{{{ $value | humanizePercentage }}}} "
-            f"from its {baseline} baseline (threshold {t['label_share_drift']}).",
+            "The share of label {{ $labels.label }} over "
+            + f"{window} differs by {{{{ $value | humanizePercentage }}}} from its {baseline} baseline "
+            + f"(threshold {t['label_share_drift']}).",
         ),
     ]
     return [
@@ -241,7 +242,10 @@ def render(t: dict[str, Any]) -> dict[str, str]:
         },
         "spec": {"groups": rule_groups},
     }
-    return {RULE_FILE.name: HEADER + _dump({"groups": rule_groups}), PROMETHEUS_RULE.name: HEADER + _dump(prometheus_rule)}
+    return {
+        RULE_FILE.name: HEADER + _dump({"groups": rule_groups}),
+        PROMETHEUS_RULE.name: HEADER + _dump(prometheus_rule),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

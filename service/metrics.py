@@ -107,7 +107,9 @@ class Metrics:
             "danmaku_rejections_total", "Requests refused, by reason (the error code).", ["reason"], registry=r
         )
         self.ready = Gauge(
-            "danmaku_ready", "1 while /readyz answers 200 (bundles loaded and warmed, not draining), else 0.", registry=r
+            "danmaku_ready",
+            "1 while /readyz answers 200 (bundles loaded and warmed, not draining), else 0.",
+            registry=r,
         )
         self.model_info = Gauge(
             "danmaku_model_info",

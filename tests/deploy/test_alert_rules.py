@@ -75,7 +75,9 @@ def test_the_issue_asks_for_these_alerts() -> None:
 
 
 def test_thresholds_are_overridable(alert_rules: ModuleType, tmp_path: Path) -> None:
-    assert alert_rules.main(["--set", "latency_p99_seconds=0.25", "--set", "job=other", "--out-dir", str(tmp_path)]) == 0
+    assert (
+        alert_rules.main(["--set", "latency_p99_seconds=0.25", "--set", "job=other", "--out-dir", str(tmp_path)]) == 0
+    )
     rendered = yaml.safe_load((tmp_path / "danmaku.rules.yaml").read_text(encoding="utf-8"))
     exprs = {rule["alert"]: rule["expr"] for group in rendered["groups"] for rule in group["rules"]}
     assert exprs["DanmakuClassifyLatencyHigh"].rstrip().endswith("> 0.25")
