@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import onnxruntime as ort
 
+from service import tracing
 from service.batcher import BatcherClosed, MicroBatcher, QueueFull
 from service.bundle import BundleMetadata, load_bundle
 from service.errors import Overloaded, ShuttingDown
@@ -39,7 +40,8 @@ class BatchedModel:
         return self.model.metadata
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        encoded = await asyncio.to_thread(self.model.encode, texts)
+        with tracing.span(f"tokenise {self.model.name}", comments=len(texts)):
+            encoded = await asyncio.to_thread(self.model.encode, texts)
         try:
             return await self.batcher.run(encoded, [item.length for item in encoded])
         except QueueFull as exc:
