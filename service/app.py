@@ -151,12 +151,10 @@ async def classify(payload: ClassifyRequest, request: Request, state: State) -> 
             ),
         ),
     )
-    routed = 0
-    for decision in batch.decisions:
-        state.metrics.predictions.labels(decision.label).inc()
-        routed += decision.information_probability is not None
-    state.metrics.routed.labels(batch.mode).inc(routed)
-    tracing.annotate(**{"danmaku.comments": len(batch.decisions), "danmaku.routed": routed, "danmaku.mode": batch.mode})
+    if tracing.enabled():
+        routed = sum(decision.information_probability is not None for decision in batch.decisions)
+        attributes = {"danmaku.comments": len(batch.decisions), "danmaku.routed": routed, "danmaku.mode": batch.mode}
+        tracing.annotate(**attributes)
     return ClassifyResponse(
         results=[
             CommentResult(
@@ -200,30 +198,13 @@ async def readyz(state: State) -> StatusResponse:
 )
 async def models(state: State) -> ModelsResponse:
     runtime = state.loaded_runtime()
-    settings = state.settings
+    policy = runtime.router.policy
     return ModelsResponse(
-        models=[
-            ModelInfo(
-                name=model.metadata.name,
-                task=model.metadata.task,
-                version=model.metadata.version,
-                created_at=model.metadata.created_at,
-                base_encoder=model.metadata.base_encoder,
-                max_sequence_length=model.metadata.max_sequence_length,
-                inputs=model.metadata.inputs,
-                features=model.metadata.features,
-                heads=model.metadata.heads,
-                onnx_sha256=model.metadata.onnx.sha256,
-                execution_providers=model.providers,
-                provenance=model.metadata.provenance,
-                metrics=model.metadata.metrics,
-            )
-            for model in runtime.models
-        ],
+        models=[ModelInfo(**dict(model.metadata), execution_providers=model.providers) for model in runtime.models],
         routing=RoutingInfo(
-            routed_labels=settings.routed_labels,
-            thresholds={"precision": settings.precision_threshold, "recall": settings.recall_threshold},
-            default_mode=settings.default_mode,
+            routed_labels=sorted(policy.routed_labels),
+            thresholds=dict(policy.thresholds),
+            default_mode=policy.default_mode,
         ),
     )
 

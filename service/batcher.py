@@ -63,8 +63,6 @@ class BatchObserver(Protocol):
 
     def skipped(self, count: int) -> None: ...
 
-    def rejected(self, count: int) -> None: ...
-
 
 class NullObserver:
     def queue_depth(self, depth: int) -> None:
@@ -77,9 +75,6 @@ class NullObserver:
         pass
 
     def skipped(self, count: int) -> None:
-        pass
-
-    def rejected(self, count: int) -> None:
         pass
 
 
@@ -198,7 +193,6 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         if self._closed:
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if len(self._pending) + len(items) > self.max_queued:
-            self._observer.rejected(len(items))
             raise QueueFull(self.name, len(self._pending), self.max_queued, self.retry_after_s())
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[ResultT]] = []

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 if TYPE_CHECKING:
     from service.model import OnnxModel
+    from service.routing import RoutedBatch
 
 # The *_created series double the exposition and no dashboard here reads them.
 disable_created_metrics()
@@ -121,6 +122,12 @@ class Metrics:
     def batch_observer(self, model: str) -> BatchMetrics:
         return BatchMetrics(self, model)
 
+    def decided(self, batch: RoutedBatch) -> None:
+        """``service.routing.DecisionObserver``: final labels, and comments routed by mode."""
+        for decision in batch.decisions:
+            self.predictions.labels(decision.label).inc()
+        self.routed.labels(batch.mode).inc(sum(d.information_probability is not None for d in batch.decisions))
+
     def record_model(self, model: OnnxModel) -> None:
         metadata = model.metadata
         self.model_info.labels(metadata.name, metadata.version, metadata.task, model.providers[0]).set(1)
@@ -156,7 +163,3 @@ class BatchMetrics:
 
     def skipped(self, count: int) -> None:
         self._skipped.inc(count)
-
-    def rejected(self, count: int) -> None:
-        # Counted per request by the error handler (reason "overloaded"); nothing more here.
-        pass

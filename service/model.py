@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from service.activations import activate
 from service.bundle import FEATURES_INPUT, Bundle, BundleError, BundleMetadata, Head
 from service.text import preprocess, text_features
 
@@ -69,15 +70,6 @@ def choose_providers(requested: str, available: Sequence[str]) -> list[str]:
             "(install the 'gpu' extra, onnxruntime-gpu, on a machine with CUDA)"
         )
     return [*wanted, CPU]
-
-
-def activate(logits: np.ndarray, activation: str) -> np.ndarray:
-    """Logits -> probabilities, row-wise."""
-    logits = logits.astype(np.float64, copy=False)
-    if activation == "softmax":
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return shifted / shifted.sum(axis=-1, keepdims=True)
-    return np.exp(-np.logaddexp(0.0, -logits))  # sigmoid without overflow
 
 
 def _dim(value: Any) -> int | None:

@@ -34,7 +34,7 @@ import numpy as np
 from service.bundle import BundleError, BundleMetadata, Head
 from service.model import Prediction
 from service.settings import Mode, Settings
-from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF
+from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF, others_yields
 
 MAIN_HEAD = "main"
 SUB_HEAD = "sub"
@@ -54,6 +54,10 @@ class RoutingPolicy:
     routed_labels: frozenset[str]
     thresholds: Mapping[str, float]
     default_mode: Mode
+
+    def threshold(self, mode: Mode | None, override: float | None = None) -> float:
+        """The information threshold of a request: its override, else its mode's (the default mode's)."""
+        return override if override is not None else self.thresholds[mode or self.default_mode]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RoutingPolicy:
@@ -82,6 +86,12 @@ class RoutedBatch:
     mode: Mode
     information_threshold: float
     models: dict[str, str] = field(default_factory=dict)
+
+
+class DecisionObserver(Protocol):
+    """Told about every routed batch (the service's metrics count final labels and routed comments)."""
+
+    def decided(self, batch: RoutedBatch) -> None: ...
 
 
 def check_bundles(emotion: BundleMetadata, information: BundleMetadata, policy: RoutingPolicy) -> None:
@@ -129,13 +139,14 @@ def top_label(main: Head, probabilities: np.ndarray) -> str:
 def decide(
     emotion: Prediction,
     emotion_metadata: BundleMetadata,
+    top: str,
     information_probability: float | None,
     threshold: float,
 ) -> tuple[str, str | None, list[str]]:
-    """(label, subcategory, labels) of one comment; ``information_probability`` None when not routed."""
+    """(label, subcategory, labels) of one comment whose ``top_label`` is ``top``;
+    ``information_probability`` None when not routed."""
     main = emotion_metadata.head(MAIN_HEAD)
     main_probabilities = emotion[MAIN_HEAD]
-    top = top_label(main, main_probabilities)
     is_information = information_probability is not None and information_probability >= threshold
     label = INFORMATION if is_information else top
 
@@ -151,9 +162,7 @@ def decide(
                 chosen.add(INFORMATION)
     elif is_information:
         chosen.add(INFORMATION)
-    if len(chosen) > 1:
-        chosen.discard(OTHERS)  # `others` means "no category"
-    labels = [name for name in MAIN_LABELS if name in chosen]
+    labels = [name for name in MAIN_LABELS if name in others_yields(chosen)]
 
     subcategory: str | None = None
     sub = next((head for head in emotion_metadata.heads if head.name == SUB_HEAD), None)
@@ -171,18 +180,22 @@ def decide(
 class Router:
     """Runs the emotion model on every comment and the information model on the routed ones."""
 
-    def __init__(self, emotion: Classifier, information: Classifier, policy: RoutingPolicy) -> None:
+    def __init__(
+        self,
+        emotion: Classifier,
+        information: Classifier,
+        policy: RoutingPolicy,
+        observer: DecisionObserver | None = None,
+    ) -> None:
         check_bundles(emotion.metadata, information.metadata, policy)
         self.emotion = emotion
         self.information = information
         self.policy = policy
+        self.observer = observer
 
     @property
     def versions(self) -> dict[str, str]:
         return {model.metadata.name: model.metadata.version for model in (self.emotion, self.information)}
-
-    def threshold(self, mode: Mode, override: float | None) -> float:
-        return override if override is not None else self.policy.thresholds[mode]
 
     async def classify(
         self,
@@ -193,17 +206,14 @@ class Router:
         return_scores: bool = False,
     ) -> RoutedBatch:
         mode = mode or self.policy.default_mode
-        threshold = self.threshold(mode, information_threshold)
+        threshold = self.policy.threshold(mode, information_threshold)
         emotion_meta = self.emotion.metadata
         information_meta = self.information.metadata
         main = emotion_meta.head(MAIN_HEAD)
 
         emotion_predictions = await self.emotion.predict(texts)
-        routed = [
-            index
-            for index, prediction in enumerate(emotion_predictions)
-            if top_label(main, prediction[MAIN_HEAD]) in self.policy.routed_labels
-        ]
+        tops = [top_label(main, prediction[MAIN_HEAD]) for prediction in emotion_predictions]
+        routed = [index for index, top in enumerate(tops) if top in self.policy.routed_labels]
         information_predictions: dict[int, Prediction] = {}
         if routed:
             answers = await self.information.predict([texts[index] for index in routed])
@@ -216,7 +226,7 @@ class Router:
             probability = (
                 None if information_prediction is None else float(information_prediction[information_head.name][0])
             )
-            label, subcategory, labels = decide(emotion_prediction, emotion_meta, probability, threshold)
+            label, subcategory, labels = decide(emotion_prediction, emotion_meta, tops[index], probability, threshold)
             route = [emotion_meta.name]
             scores = None
             if return_scores:
@@ -226,4 +236,7 @@ class Router:
                 if scores is not None:
                     scores[information_meta.name] = _head_scores(information_meta, information_prediction)
             decisions.append(Decision(label, subcategory, labels, route, probability, scores))
-        return RoutedBatch(decisions, mode, threshold, self.versions)
+        batch = RoutedBatch(decisions, mode, threshold, self.versions)
+        if self.observer is not None:
+            self.observer.decided(batch)
+        return batch

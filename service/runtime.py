@@ -22,7 +22,7 @@ from service.bundle import BundleMetadata, load_bundle
 from service.errors import Overloaded, ShuttingDown
 from service.metrics import Metrics
 from service.model import EncodedText, OnnxModel, Prediction, choose_providers
-from service.routing import Router, RoutingPolicy, check_bundles
+from service.routing import Router, RoutingPolicy
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,14 +72,7 @@ class Runtime:
                     inter_op_threads=settings.inter_op_threads,
                 )
             )
-        emotion, information = models
         policy = RoutingPolicy.from_settings(settings)
-        check_bundles(emotion.metadata, information.metadata, policy)
-        for model in models:
-            model.warm_up(runs=settings.warmup_runs, batch_sizes=(1, settings.max_batch_size))
-            metrics.record_model(model)
-            metrics.queue_capacity.labels(model.name).set(settings.max_queue_size)
-            logger.info("bundle %s version %s ready on %s", model.name, model.version, ", ".join(model.providers))
         batched = [
             BatchedModel(
                 model,
@@ -96,7 +89,13 @@ class Runtime:
             )
             for model in models
         ]
-        return cls(models, Router(batched[0], batched[1], policy), batched)
+        router = Router(batched[0], batched[1], policy, observer=metrics)  # checks the bundles before warm-up
+        for model in models:
+            model.warm_up(runs=settings.warmup_runs, batch_sizes=(1, settings.max_batch_size))
+            metrics.record_model(model)
+            metrics.queue_capacity.labels(model.name).set(settings.max_queue_size)
+            logger.info("bundle %s version %s ready on %s", model.name, model.version, ", ".join(model.providers))
+        return cls(models, router, batched)
 
     def start(self) -> None:
         for model in self._batched:

@@ -7,14 +7,12 @@ are checked by the endpoint and written into the OpenAPI schema by ``service.app
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from service.bundle import Head
-
-Mode = Literal["precision", "recall"]
+from service.bundle import BundleMetadata
+from service.settings import Mode
 
 
 def _encodable(value: str) -> str:
@@ -99,20 +97,10 @@ class StatusResponse(BaseModel):
     status: str
 
 
-class ModelInfo(BaseModel):
-    name: str
-    task: str
-    version: str
-    created_at: datetime
-    base_encoder: str
-    max_sequence_length: int
-    inputs: list[str]
-    features: list[str]
-    heads: list[Head]
-    onnx_sha256: str
+class ModelInfo(BundleMetadata):
+    """A loaded bundle: its ``bundle.json`` and the execution providers its session runs on."""
+
     execution_providers: list[str]
-    provenance: dict[str, Any]
-    metrics: dict[str, Any]
 
 
 class RoutingInfo(BaseModel):

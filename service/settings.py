@@ -144,9 +144,6 @@ class Settings(BaseSettings):
     def max_wait_s(self) -> float:
         return self.max_wait_ms / 1000.0
 
-    def mode_threshold(self, mode: Mode) -> float:
-        return self.precision_threshold if mode == "precision" else self.recall_threshold
-
     def bundle_dir(self, bundle: str) -> Path:
         return self.models_dir / bundle
 

@@ -28,3 +28,8 @@ PARENT_OF: dict[str, str] = {sub: main for main, subs in SCHEMA.items() for sub 
 # `information` for comments the emotion model routes as `others` or `social`.
 INFORMATION = "information"
 OTHERS = "others"
+
+
+def others_yields(labels: set[str]) -> set[str]:
+    """``labels`` without ``others`` when a real label is present: ``others`` means "no category"."""
+    return labels - {OTHERS} if len(labels) > 1 else labels

@@ -1,33 +1,31 @@
 """``danmaku-train``: thin command line over the pipeline stages.
 
 Each sub-command lives in its own module under ``training/commands/`` and exposes
-``register(subparsers)``; heavy imports (torch, transformers) happen inside the handlers so
-``danmaku-train --help`` stays fast.
+``register(subparsers)``; a pipeline stage's command is found by its config section
+(``training/commands/<section>.py``). Heavy imports (torch, transformers) happen inside the
+handlers so ``danmaku-train --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
 
-# Order is the order shown in --help: the pipeline read top to bottom.
-COMMAND_MODULES: tuple[str, ...] = (
-    "training.commands.import_encoder",
-    "training.commands.tiny_encoder",
-    "training.commands.ingest",
-    "training.commands.llm_label",
-    "training.commands.train_v1",
-    "training.commands.agree",
-    "training.commands.curate",
-    "training.commands.train_v2",
-    "training.commands.train_info",
-    "training.commands.export",
-    "training.commands.evaluate",
-    "training.commands.run",
-)
+# Order is the order shown in --help: the pipeline read top to bottom. A stage's command, if it has
+# one, is ``training/commands/<section>.py``.
+TOOL_COMMANDS: tuple[str, ...] = ("training.commands.import_encoder", "training.commands.tiny_encoder")
+AFTER_STAGES: tuple[str, ...] = ("training.commands.score_served", "training.commands.run")
+
+
+def command_modules() -> list[str]:
+    from training.pipeline import STAGES
+
+    stage_commands = [f"training.commands.{stage.SECTION}" for stage in STAGES]
+    return [*TOOL_COMMANDS, *(name for name in stage_commands if importlib.util.find_spec(name)), *AFTER_STAGES]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    for module_name in command_modules():
         importlib.import_module(module_name).register(subparsers)
     return parser
 

@@ -1,4 +1,5 @@
-"""The pipeline config (``danmaku-train run --config pipeline.yaml``): one section per stage.
+"""The pipeline config (``danmaku-train run --config pipeline.yaml``): one section per stage, whose
+settings class lives in the stage's module (``training/stages/<stage>.py``).
 
 Every field has a default (the reference settings) and is validated before anything runs; an
 unknown key or a bad value fails with its dotted key named. Relative paths are resolved against
@@ -15,80 +16,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.text import Preprocessing
-from training.stages.agree import AgreeSettings
-from training.stages.curate import CurationSettings
-from training.stages.train_info import TrainInfoSettings
-from training.stages.train_v1 import TrainV1Settings
-from training.stages.train_v2 import TrainV2Settings
+from training.stages.agree import Settings as AgreeSettings
+from training.stages.curate import Settings as CurationSettings
+from training.stages.evaluate import Settings as EvaluateSettings
+from training.stages.export import Settings as ExportSettings
+from training.stages.ingest import Settings as IngestSettings
+from training.stages.llm_label import Settings as LlmLabelSettings
+from training.stages.train_info import Settings as TrainInfoSettings
+from training.stages.train_v1 import Settings as TrainV1Settings
+from training.stages.train_v2 import Settings as TrainV2Settings
 
 
 class ConfigError(ValueError):
     """The pipeline config is missing, unreadable or invalid; the message names file and key."""
-
-
-class IngestSettings(BaseModel):
-    """Stage 1 (``training.stages.ingest``): raw danmaku files -> comments + unique texts (Parquet)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    inputs: list[Path] = Field(min_length=1, description="Files or directories (searched recursively), .gz allowed.")
-    file_format: Literal["auto", "xml", "video-hourly", "texts"] = Field(
-        "auto", description="Input format; auto detects it per file."
-    )
-    text_column: str = Field("text", description="Text column of CSV/JSONL text tables.")
-    video_column: str | None = Field(None, description="Video id column of text tables (default: guessed).")
-    timezone: str = Field("Asia/Shanghai", description="Zone of naive date-times.")
-    chunk_rows: int = Field(100_000, ge=1, description="Rows per Parquet write (bounds memory).")
-    buckets: int = Field(32, ge=1, le=256, description="Disk buckets for unique-text counting.")
-
-
-class LlmLabelSettings(BaseModel):
-    """Stage 2 (``training.stages.llm_label``): unique texts -> LLM labels via an OpenAI-compatible endpoint."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: str = Field(description="Endpoint base URL, e.g. http://127.0.0.1:8000/v1 (required).")
-    model: str = Field(description="Model name the endpoint serves (required).")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key, if any.")
-    limit: int | None = Field(None, ge=1, description="Label only the first N unique texts.")
-    sample: int | None = Field(None, ge=1, description="Label a seeded random sample of N unique texts.")
-    batch_size: int = Field(50, ge=1, description="Comments per request (reference: 50).")
-    concurrency: int = Field(4, ge=1, description="Requests in flight.")
-    max_attempts: int = Field(2, ge=1, description="Failed sends of a batch before it is split.")
-    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
-    max_retries: int = Field(4, ge=0, description="Retries of a request on transient errors.")
-    backoff: float = Field(1.0, ge=0, description="Base seconds of the exponential backoff.")
-    max_tokens: int = Field(4096, ge=1, description="Completion token limit per request.")
-    temperature: float = Field(0.0, ge=0)
-    response_format: Literal["json_schema", "json_object", "none"] = Field(
-        "json_schema", description="Structured output asked for first (falls back when the server rejects it)."
-    )
-
-
-class ExportSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    emotion_name: str = Field("emotion", description="Bundle directory (and name) of BERT v2 under models_dir.")
-    information_name: str = Field("information", description="Bundle directory of the information model.")
-    version: str | None = Field(None, description="Version of both bundles (default: name + hash of the weights).")
-    int8: bool = Field(True, description="Also write <name>-int8 (dynamic int8 quantisation, for CPU serving).")
-    fp16: bool = Field(False, description="Also write <name>-fp16 (float16 weights, for GPU serving).")
-    parity_rows: int = Field(64, ge=2, description="Validation texts used for the parity checks.")
-    tolerance: float = Field(1e-4, gt=0, description="Largest |PyTorch - ONNX| fp32 logit difference accepted.")
-    threshold_min_support: int = Field(
-        5, ge=1, description="Labels with fewer validation positives keep the default threshold."
-    )
-
-
-class EvaluateSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tables: list[Path] = Field(
-        default_factory=list, description="Extra labelled-text tables to score every bundle on (e.g. a gold set)."
-    )
-    variants: bool = Field(True, description="Score the int8/fp16 variants as well.")
-    plots: bool = Field(True, description="Write precision-recall and threshold-sweep PNGs.")
-    batch_size: int = Field(64, ge=1, description="Comments per ONNX Runtime call.")
 
 
 class PipelineConfig(BaseModel):

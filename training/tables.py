@@ -207,6 +207,11 @@ def write_labelled(path: Path | str, records: Iterable[LabelledText]) -> Path:
     return path
 
 
+def table_path(directory: Path, name: str, table_format: str) -> Path:
+    """Where a stage writes its table ``name`` in the run's table format (``jsonl`` or ``parquet``)."""
+    return directory / f"{name}.{table_format}"
+
+
 def write_json(path: Path | str, payload: Any) -> Path:
     """Write a JSON document atomically (reports, metadata)."""
     path = Path(path)

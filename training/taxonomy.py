@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF, SCHEMA, SUB_LABELS
+from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF, SCHEMA, SUB_LABELS, others_yields
 
 __all__ = ["ALIASES", "INFORMATION", "MAIN_LABELS", "OTHERS", "PARENT_OF", "SCHEMA", "SUB_LABELS", "normalise_labels"]
 
@@ -51,8 +51,8 @@ def normalise_labels(
             mains.add(PARENT_OF[name])
         elif raw.strip():
             unknown.append(raw)
-    if len(mains) > 1:
-        mains.discard(OTHERS)
+    mains = others_yields(mains)
+    if OTHERS not in mains:
         subs.discard("other")
     if not mains:
         mains.add(OTHERS)

@@ -206,7 +206,7 @@ async def run_shard(
     started = time.monotonic()
     check_shard(options.shard_index, options.num_shards)
     mode: Mode = options.mode or router.policy.default_mode
-    threshold = router.threshold(mode, options.information_threshold)
+    threshold = router.policy.threshold(mode, options.information_threshold)
     run = RunRecord(
         inputs=[InputRecord(key=file.key, format=file.format, size_bytes=file.size_bytes) for file in inputs],
         text_column=options.text_column,
@@ -219,7 +219,8 @@ async def run_shard(
         models=router.versions,
     )
     await asyncio.to_thread(claim_run, output_dir, run)
-    versions = (router.emotion.metadata.version, router.information.metadata.version)
+    emotion_version, information_version = router.versions.values()  # emotion first, as the router runs them
+    versions = (emotion_version, information_version)
     advance: Callable[[int], None] = progress.update if progress is not None else (lambda _rows: None)
 
     all_parts: list[PartRecord] = []

@@ -178,3 +178,13 @@ def test_an_unloadable_graph_is_refused(tiny_models_dir: Path, tmp_path: Path) -
 def test_a_missing_bundle_directory_is_refused(tiny_models_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="bundle directory does not exist"):
         Runtime.load(Settings(models_dir=tmp_path / "nowhere"))
+
+
+def test_training_scores_with_the_service_activations() -> None:
+    """One sigmoid: the trainer's validation F1 and the offline predictors use the serving function."""
+    from service import activations
+    from training.evaluation import predictors
+    from training.modeling import trainer
+
+    assert trainer.sigmoid is activations.sigmoid and predictors.activate is activations.activate
+    assert activations.sigmoid(np.array([-1000.0, 0.0, 1000.0])).tolist() == [0.0, 0.5, 1.0]

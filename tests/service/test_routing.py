@@ -171,3 +171,18 @@ def test_bundles_the_hierarchy_cannot_use_are_refused() -> None:
     swapped = RoutingPolicy.from_settings(Settings())
     with pytest.raises(BundleError, match="task 'information', expected 'emotion'"):
         Router(FakeClassifier(information_metadata(), {}), FakeClassifier(emotion_metadata(), {}), swapped)
+
+
+async def test_the_observer_counts_every_routed_batch_as_the_api_and_classify_file_do() -> None:
+    from service.metrics import Metrics
+
+    metrics = Metrics()
+    emotion = FakeClassifier(emotion_metadata(), EMOTION_TABLE)
+    information = FakeClassifier(information_metadata(), INFORMATION_TABLE)
+    router = Router(emotion, information, RoutingPolicy.from_settings(Settings()), observer=metrics)
+    await router.classify([POSITIVE, QUESTION, OTHERS], mode="precision")
+    value = metrics.registry.get_sample_value
+    assert value("danmaku_predictions_total", {"label": "information"}) == 1
+    assert value("danmaku_predictions_total", {"label": "emotions_positive"}) == 1
+    assert value("danmaku_predictions_total", {"label": "others"}) == 1
+    assert value("danmaku_routed_comments_total", {"mode": "precision"}) == 2

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from service.routing import RoutingPolicy
 from service.settings import Settings, SettingsError, env_name, load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
@@ -16,7 +17,9 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.precision_threshold == 0.8 and settings.recall_threshold == 0.3
     assert settings.routed_labels == ["others", "social"]
     assert settings.max_comments_per_request == 256
-    assert settings.mode_threshold("precision") == 0.8 and settings.mode_threshold("recall") == 0.3
+    policy = RoutingPolicy.from_settings(settings)
+    assert policy.threshold("precision") == 0.8 and policy.threshold("recall") == 0.3
+    assert policy.threshold(None) == 0.8 and policy.threshold("recall", 0.5) == 0.5
 
 
 def test_every_setting_is_read_from_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:

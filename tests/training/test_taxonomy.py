@@ -23,3 +23,10 @@ def test_empty_or_unknown_becomes_others() -> None:
     assert normalise_labels(["spam"]) == (("others",), ("other",), ("spam",))
     assert normalise_labels(["others", "joy"]) == (("emotions_positive",), ("joy",), ())
     assert normalise_labels(["other"], ["other"]) == (("others",), ("other",), ())
+
+
+def test_others_yields_to_a_real_label_in_training_and_serving_alike() -> None:
+    from service.taxonomy import others_yields
+
+    assert others_yields({"others", "social"}) == {"social"} and others_yields({"others"}) == {"others"}
+    assert normalise_labels(["others", "social"], ["other", "interaction"])[:2] == (("social",), ("interaction",))

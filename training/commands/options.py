@@ -1,9 +1,11 @@
 """Command-line options generated from a stage's settings model, so each setting is defined once.
 
-``add_settings_options(parser, TrainV2Settings)`` adds ``--encoder``, ``--pos-weight-cap``,
-``--training-epochs``... (nested models get their field name as prefix). Values given on the
-command line override, in this order, the model defaults and the matching section of an optional
-``--config pipeline.yaml``; pydantic validates the result, so a bad value names its key.
+``add_stage_options(parser, train_v2)`` adds ``--config``, ``--seed``, ``--no-progress`` and one
+option per setting: ``--encoder``, ``--pos-weight-cap``, ``--training-epochs``... (nested models get
+their field name as prefix; a field's ``json_schema_extra={"flag": ...}`` renames its option, and a
+flag without dashes makes it positional). Values given on the command line override, in this
+order, the model defaults and the matching section of an optional ``--config pipeline.yaml``;
+pydantic validates the result, so a bad value names its key.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import functools
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -46,18 +49,27 @@ def _is_list(annotation: Any) -> bool:
     return origin is list
 
 
-def add_settings_options(parser: argparse.ArgumentParser, model: type[BaseModel], *, prefix: str = "") -> None:
-    """One ``--option`` per field of ``model`` (recursively), defaulting to "not given"."""
+def add_settings_options(
+    parser: argparse.ArgumentParser, model: type[BaseModel], *, prefix: str = "", only: Sequence[str] = ()
+) -> None:
+    """One ``--option`` per field of ``model`` (or of its fields named in ``only``), recursively,
+    defaulting to "not given"."""
     for name, info in model.model_fields.items():
+        if only and name not in only:
+            continue
         nested = _nested_model(info.annotation)
         flag = f"--{prefix}{name}".replace("_", "-")
         dest = f"{_DEST_PREFIX}{prefix}{name}".replace("-", "_")
         if nested is not None:
             add_settings_options(parser, nested, prefix=f"{prefix}{name}-")
             continue
-        default = info.get_default(call_default_factory=True)
-        help_text = f"{info.description or ''} (default: {default})".strip()
-        if _is_bool(info.annotation):
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        flag = str(extra.get("flag", flag))
+        default = "required" if info.is_required() else f"default: {info.get_default(call_default_factory=True)}"
+        help_text = f"{info.description or ''} ({default})".strip()
+        if not flag.startswith("-"):
+            parser.add_argument(dest, nargs="+" if _is_list(info.annotation) else None, metavar=flag, help=help_text)
+        elif _is_bool(info.annotation):
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif _is_list(info.annotation):
             parser.add_argument(flag, dest=dest, nargs="*", default=None, help=help_text, metavar="VALUE")
@@ -104,22 +116,36 @@ def settings_from_args(
         raise SystemExit(f"error: {problems}") from exc
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """``--config`` (a pipeline YAML whose section gives the base settings), ``--seed``, progress."""
+def add_stage_options(parser: argparse.ArgumentParser, stage: ModuleType, *, table_format: bool = False) -> None:
+    """``--config`` (a pipeline YAML whose section gives the base settings), ``--seed``, ``--no-progress``,
+    ``--format`` of the tables written if ``table_format``, and one option per field of ``stage.Settings``."""
+    from training.config import PipelineConfig
+
+    seed, tables = PipelineConfig.model_fields["seed"], PipelineConfig.model_fields["table_format"]
     parser.add_argument("--config", type=Path, help="pipeline YAML: its section of this stage gives the defaults")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 13)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help=f"random seed (default: the config's, else {seed.default})"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if table_format:
+        parser.add_argument(
+            "--format", choices=_choices(tables.annotation), default=tables.default, help=tables.description
+        )
+    add_settings_options(parser, stage.Settings)
 
 
-def config_section(args: argparse.Namespace, section: str) -> tuple[dict[str, Any], int, Preprocessing]:
-    """``(section settings, seed, preprocessing)`` from ``--config`` and ``--seed`` (defaults without)."""
+def stage_settings(args: argparse.Namespace, stage: ModuleType) -> tuple[Any, int, Preprocessing]:
+    """``(stage.Settings from --config and the options given, seed, preprocessing)``; without
+    ``--config``: the settings' defaults and the pipeline config's default seed."""
+    from training.config import PipelineConfig, load_config
+
     if args.config is None:
-        return {}, args.seed if args.seed is not None else 13, Preprocessing()
-    from training.config import load_config
-
-    config = load_config(args.config)
-    seed = args.seed if args.seed is not None else config.seed
-    return config.section(section), seed, config.preprocessing
+        seed, section, preprocessing = PipelineConfig.model_fields["seed"].default, None, Preprocessing()
+    else:
+        config = load_config(args.config)
+        seed, section, preprocessing = config.seed, config.section(stage.SECTION), config.preprocessing
+    seed = args.seed if args.seed is not None else seed
+    return settings_from_args(args, stage.Settings, base=section, key=stage.SECTION), seed, preprocessing
 
 
 def reported_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

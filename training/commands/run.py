@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from training.commands.options import reported_errors
-
-STAGE_NAMES = ("ingest", "llm-label", "train-v1", "agree", "curate", "train-v2", "train-info", "export", "evaluate")
+from training.pipeline import STAGE_NAMES
 
 
 def register(subparsers: Any) -> None:

@@ -146,8 +146,9 @@ def curation_markdown(counts: Mapping[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def summary_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One line per (bundle, table): macro/micro F1 at the default and at the model's thresholds."""
+def summary_markdown(rows: Sequence[Mapping[str, Any]], served: Mapping[str, Any] | None = None) -> str:
+    """One line per (bundle, table): macro/micro F1 at the default and at the model's thresholds;
+    then the served label's figures per table when both models were scored together."""
     parts = [
         "# Evaluation summary",
         "",
@@ -167,4 +168,18 @@ def summary_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             f"| {row['bundle']} | {row['table']} | {model['rows']} | {row['default']['macro_f1']:.3f} | "
             f"{model['macro_f1']:.3f} | {model['micro_f1']:.3f} | {per_class} | [report]({row['report']}) |"
         )
+    if served:
+        parts += [
+            "",
+            "The label the service returns (both bundles, routing, thresholds):",
+            "",
+            "| table | rows | accuracy | macro-F1 | macro-F1 w/o others | per-class F1 | report |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for table, figures in served.items():
+            per_class = ", ".join(f"{name} {values['f1']:.2f}" for name, values in figures["per_class"].items())
+            parts.append(
+                f"| {table} | {figures['rows']} | {figures['accuracy']:.3f} | {figures['macro_f1']:.3f} | "
+                f"{figures['macro_f1_without_others']:.3f} | {per_class} | [report]({figures['report']}) |"
+            )
     return "\n".join(parts) + "\n"

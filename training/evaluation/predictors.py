@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from service.activations import activate
 from service.bundle import Head, load_bundle
 
 if TYPE_CHECKING:
@@ -27,14 +28,6 @@ class Predictor(Protocol):
     description: dict[str, Any]
 
     def probabilities(self, texts: Sequence[str], *, progress: bool = True) -> dict[str, np.ndarray]: ...
-
-
-def activate(logits: np.ndarray, activation: str) -> np.ndarray:
-    if activation == "softmax":
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        result: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
-        return result
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 class BundlePredictor:

@@ -1,7 +1,7 @@
 """Stage 8, export: a trained classifier directory -> a bundle (+ optional int8/fp16 variants).
 
 1. Predict the validation rows with the PyTorch model and tune each label's threshold for F1
-   (``training.stages.evaluate.tune_head_thresholds``); the tuned thresholds go into the heads.
+   (``training.evaluation.scoring.tune_head_thresholds``); the tuned thresholds go into the heads.
 2. ``export_bundle`` (ONNX, parity check against PyTorch, ``load_bundle`` check, atomic rename)
    with provenance (given by the caller: data files, settings, commit) and metrics (validation
    figures at the default and tuned thresholds, the training history).
@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from service.bundle import Bundle, Head
 from training.evaluation.predictors import model_probabilities
+from training.evaluation.scoring import evaluate, headline, tune_head_thresholds
 from training.export.onnx_bundle import DEFAULT_TOLERANCE, BundleSpec, export_bundle
 from training.export.variants import Precision, write_variant
 from training.modeling.saved import WEIGHTS_FILE, load_classifier
 from training.records import LabelledText
-from training.stages.evaluate import evaluate, headline, tune_head_thresholds
 
 logger = logging.getLogger(__name__)
 # The ONNX exporter's graph passes log every rewrite at INFO; keep the export log readable.

@@ -13,7 +13,8 @@ from typing import Any
 
 from training.taxonomy import MAIN_LABELS, SCHEMA, SUB_LABELS
 
-PROMPT_VERSION = "danmaku-labels-v1"
+# v2: the annotation guide's conventions (when a remark is information, which markers an emotion needs).
+PROMPT_VERSION = "danmaku-labels-v2"
 
 _SCHEMA_LINES = "\n".join(f"- {main}: {', '.join(subs)}" for main, subs in SCHEMA.items())
 
@@ -32,6 +33,18 @@ empathy, being moved (泪目), relief.
 - others: none of the above: spam, meaningless strings, unclear, off-topic, emoticons with no clear feeling.
 Slang: awsl and 爷青回 are positive; 6666 is admiration; 好家伙 is mild shock. A question about the content is \
 social/curiosity; an answer to one is information/situated_knowledge. Judge each comment alone.
+
+Conventions (keep labels consistent with them):
+- A remark about what happens or is shown in the video, a nickname, a meme quote, a joke or a pun with NO explicit \
+feeling word or laughter marker is information: video_relevant_remarks; a personal judgement of the content is \
+subjective_opinion; a fact or explanation is domain_knowledge or situated_knowledge; naming a song, game, work or \
+source is external_sources.
+- emotions_positive needs an explicit marker: joy needs laughter or joy (233, hhh, 哈哈, 草 as laughter, 笑死, 好耶, \
+www, （笑）); admiration needs praise (好听, 厉害, 神, 666, 可爱, awsl). emotions_negative needs an explicit negative \
+feeling: criticism, worry, shock (卧槽, 好家伙, 吓死), sadness.
+- A question is social/curiosity; ？？？ or 没看懂 is social/confusion; talking to other viewers or the uploader is \
+social/interaction; "I am / I did / I was ..." is social/self_report; 打卡, 前排, 来了 are social/social_presence.
+- others only for spam, meaningless strings, unreadable text or pure emoticons.
 
 Rules:
 - Label EVERY comment. Usually one main label, at most two when clearly both.

@@ -26,10 +26,6 @@ def load_encoder(name_or_path: str) -> PreTrainedModel:
     return encoder
 
 
-def encoder_accepts_token_types(encoder: PreTrainedModel) -> bool:
-    return int(getattr(encoder.config, "type_vocab_size", 0) or 0) > 1
-
-
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
     if pooling == "cls":
         return hidden[:, 0]

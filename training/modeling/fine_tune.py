@@ -21,6 +21,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from service.bundle import Head
 from service.text import Preprocessing
+from training.layout import MODEL_DIR
 from training.modeling.batching import EncodedDataset, encode_dataset
 from training.modeling.classifiers import InformationClassifier, load_encoder
 from training.modeling.saved import ClassifierCard, build_classifier, load_classifier, read_card, save_classifier
@@ -32,7 +33,6 @@ from training.taxonomy import INFORMATION, MAIN_LABELS, SUB_LABELS
 
 logger = logging.getLogger(__name__)
 
-MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
 # neg/pos of the information task can be large on skewed manual sets; past this it only adds noise.
 INFORMATION_POS_WEIGHT_CAP = 100.0

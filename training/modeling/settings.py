@@ -47,3 +47,10 @@ class TrainingSettings(BaseModel):
     keep_checkpoints: bool = Field(
         False, description="Keep the per-epoch resume checkpoint after training finished (it holds optimizer state)."
     )
+
+
+class EarlyStoppingSettings(TrainingSettings):
+    """A model trained with a validation split (v2, information): epochs are an upper bound."""
+
+    epochs: int = Field(5, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
+    early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")

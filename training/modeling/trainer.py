@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from service.activations import sigmoid
 from training.modeling.batching import EncodedDataset, collate, length_bucketed_batches
 from training.modeling.settings import TrainingSettings
 
@@ -157,11 +158,6 @@ def predict_logits(
         return [np.zeros((0, target.shape[1]), dtype=np.float32) for target in dataset.targets]
     inverse = np.argsort(np.concatenate(order))
     return [np.concatenate([chunk[head] for chunk in chunks])[inverse] for head in range(len(chunks[0]))]
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    result: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
-    return result
 
 
 def _autocast(device: torch.device, precision: str) -> Any:

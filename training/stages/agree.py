@@ -16,19 +16,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.records import LabelledText
+from training.stages import train_v1
+from training.tables import table_path
 from training.taxonomy import MAIN_LABELS, SCHEMA, SUB_LABELS, normalise_labels
+
+if TYPE_CHECKING:
+    from training.layout import RunLayout
+
+NAME = "agree"
+SECTION = "agree"
+DESCRIPTION = "v1 vs LLM labels on the holdout"
+ANNOTATED_TABLE = "holdout"  # the holdout with v1's labels and the agreement flags: curate's input
 
 RAW_LABELS_COLUMN = "raw_labels"
 RAW_SUBCATEGORIES_COLUMN = "raw_subcategories"
 
 
-class AgreeSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     threshold: float = Field(0.5, gt=0, lt=1, description="v1 probability from which a label is predicted.")
@@ -173,3 +184,64 @@ def annotate(
             )
         )
     return annotated
+
+
+def agree_files(
+    model_dir: Path,
+    holdout: Path,
+    out_dir: Path,
+    *,
+    settings: Settings,
+    table_format: str = "jsonl",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict, compare, write the annotated holdout and the reports; return the report."""
+    from training.evaluation.markdown import agreement_markdown
+    from training.evaluation.predictors import CheckpointPredictor
+    from training.evaluation.scoring import evaluate
+    from training.provenance import data_file
+    from training.tables import read_labelled, write_json, write_labelled, write_text
+
+    records = read_labelled(holdout, default_source="llm", require_labels=False)
+    predictor = CheckpointPredictor(model_dir, batch_size=settings.batch_size)
+    probabilities = predictor.probabilities([record.text for record in records], progress=progress)
+    predicted = decide_labels(probabilities["main"], probabilities["sub"], threshold=settings.threshold)
+    result = agreement(records, predicted)
+    write_labelled(table_path(out_dir, ANNOTATED_TABLE, table_format), annotate(records, predicted, result))
+    report = dict(result.report)
+    v1 = evaluate(predictor.task, predictor.heads, records, probabilities)
+    for entry in v1["heads"].values():
+        entry.pop("sweep", None)  # the agreement report keeps per-class figures only
+    report["v1_evaluation"] = v1
+    report["settings"] = settings.model_dump(mode="json")
+    report["data"] = [data_file(holdout, rows=len(records), role="holdout"), {"path": str(model_dir), "role": "v1"}]
+    write_json(out_dir / "report.json", report)
+    write_text(out_dir / "report.md", agreement_markdown(report))
+    return report
+
+
+def annotated_holdout(layout: RunLayout) -> Path:
+    return layout.table(SECTION, ANNOTATED_TABLE)
+
+
+enabled = train_v1.enabled  # v1 predicts the holdout
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [layout.model(train_v1.SECTION), layout.table(train_v1.SECTION, train_v1.HOLDOUT)]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [annotated_holdout(layout), layout.dir(SECTION) / "report.json"]
+
+
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
+    model, holdout = inputs(layout)
+    agree_files(
+        model,
+        holdout,
+        layout.dir(SECTION),
+        settings=settings,
+        table_format=layout.config.table_format,
+        progress=progress,
+    )

@@ -17,26 +17,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.modeling.targets import normalised
 from training.records import LabelledText
-from training.stages.split import stratified_validation_mask
+from training.splits import SPLIT_COLUMN, TRAIN, VALIDATION, stratified_validation_mask
+from training.stages import agree, train_v1
+from training.tables import table_path
 from training.taxonomy import OTHERS
+
+if TYPE_CHECKING:
+    from training.layout import RunLayout
+
+NAME = "curate"
+SECTION = "curate"
+DESCRIPTION = "agreed/disagreed sampling + manual labels, 80/20 split"
+CURATED_TABLE = "curated"
 
 AGREED = "agreed"
 AGREED_OTHERS = "agreed_others"
 DISAGREED_TO_OTHERS = "disagreed_to_others"
 MANUAL = "manual"
 PROVENANCES = (AGREED, AGREED_OTHERS, DISAGREED_TO_OTHERS, MANUAL)
-TRAIN = "train"
-VALIDATION = "validation"
 
 
-class CurationSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agreed_rate: float = Field(1.0, ge=0, le=1, description="Share kept of agreed rows not labelled only others.")
@@ -45,6 +54,12 @@ class CurationSettings(BaseModel):
         0.05, ge=0, le=1, description="Share of disagreed rows kept and relabelled others."
     )
     manual_rate: float = Field(1.0, ge=0, le=1, description="Share kept of the manual labels.")
+    v1_sample_as_manual: bool = Field(
+        False,
+        description="Add v1's training sample to the manual labels: where no human labels exist, the "
+        "(strong-)LLM labels v1 learnt from stand in for them. They are in no holdout, so without this "
+        "they never reach v2.",
+    )
     validation_fraction: float = Field(0.2, ge=0, lt=1, description="Share of each category held for validation.")
 
 
@@ -77,7 +92,7 @@ def curate(
     agreed: Sequence[bool] | np.ndarray,
     manual: Sequence[LabelledText] = (),
     *,
-    settings: CurationSettings,
+    settings: Settings,
     seed: int,
 ) -> Curated:
     """Select, relabel and split (see the module docstring)."""
@@ -133,7 +148,7 @@ def curate(
         seed=seed,
     )
     records = [
-        _with(record, record.labels, record.subcategories, split=VALIDATION if flag else TRAIN)
+        _with(record, record.labels, record.subcategories, **{SPLIT_COLUMN: VALIDATION if flag else TRAIN})
         for record, flag in zip(records, validation, strict=True)
     ]
     composition: dict[str, int] = {}
@@ -151,3 +166,78 @@ def curate(
         "labels": dict(sorted(composition.items(), key=lambda item: -item[1])),
     }
     return Curated(records=records, validation=validation, counts=counts)
+
+
+def curate_files(
+    holdout: Path | None,
+    manual: Path | Sequence[Path] | None,
+    out_dir: Path,
+    *,
+    settings: Settings,
+    seed: int,
+    table_format: str = "jsonl",
+) -> dict[str, Any]:
+    """Read the annotated holdout and manual labels, curate, write the table and reports."""
+    from training.evaluation.markdown import curation_markdown
+    from training.provenance import data_file
+    from training.tables import TableError, read_labelled, write_json, write_labelled, write_text
+
+    manual_paths = [manual] if isinstance(manual, Path) else list(manual or ())
+    if holdout is None and not manual_paths:
+        raise ValueError("curate needs an annotated holdout, manual labels, or both")
+    records = read_labelled(holdout, default_source="llm", require_labels=False) if holdout else []
+    missing = [record.id for record in records if "agreed" not in record.extra]
+    if holdout and missing:
+        raise TableError(
+            holdout, f"{len(missing)} rows lack the 'agreed' column (first: {missing[0]!r}); run agree first"
+        )
+    agreed = [bool(record.extra["agreed"]) for record in records]
+    manual_tables = [read_labelled(path, default_source="manual") for path in manual_paths]
+    manual_records = [record for table in manual_tables for record in table]
+    curated = curate(records, agreed, manual_records, settings=settings, seed=seed)
+    write_labelled(table_path(out_dir, CURATED_TABLE, table_format), curated.records)
+    counts = dict(curated.counts)
+    counts["settings"] = settings.model_dump(mode="json")
+    counts["seed"] = seed
+    counts["data"] = [data_file(holdout, rows=len(records), role="holdout")] if holdout else []
+    for path, table in zip(manual_paths, manual_tables, strict=True):
+        counts["data"].append(data_file(path, rows=len(table), role="manual"))
+    write_json(out_dir / "report.json", counts)
+    write_text(out_dir / "report.md", curation_markdown(counts))
+    return counts
+
+
+def curated_table(layout: RunLayout) -> Path:
+    """The curated set: train-v2's input, export's and evaluate's validation table of the emotion model."""
+    return layout.table(SECTION, CURATED_TABLE)
+
+
+def _holdout(layout: RunLayout) -> Path | None:
+    return agree.annotated_holdout(layout) if train_v1.enabled(layout.config) else None
+
+
+def _manual(layout: RunLayout) -> list[Path]:
+    paths = [layout.config.manual_labels] if layout.config.manual_labels is not None else []
+    if layout.config.curate.v1_sample_as_manual and train_v1.enabled(layout.config):
+        paths.append(layout.table(train_v1.SECTION, train_v1.V1_TRAIN))
+    return paths
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [path for path in (_holdout(layout), *_manual(layout)) if path is not None]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [curated_table(layout), layout.dir(SECTION) / "report.json"]
+
+
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
+    config = layout.config
+    curate_files(
+        _holdout(layout),
+        _manual(layout),
+        layout.dir(SECTION),
+        settings=settings,
+        seed=config.seed,
+        table_format=config.table_format,
+    )

@@ -10,22 +10,53 @@ interrupted ingest leaves no half-written table behind; re-running it is the way
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import resource
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from training.ingest.readers import DEFAULT_TIMEZONE, Comment, Format, Malformed, iter_input_files, read_file
+from training.ingest.readers import DEFAULT_TIMEZONE, Comment, Malformed, iter_input_files, read_file
 from training.ingest.unique import UniqueTextCounter
+from training.tables import write_json
+
+if TYPE_CHECKING:
+    from training.config import PipelineConfig
+    from training.layout import RunLayout
+
+NAME = "ingest"
+SECTION = "ingest"
+DESCRIPTION = "raw danmaku files -> comments and unique texts"
+
+
+class Settings(BaseModel):
+    """Stage 1: raw danmaku files -> comments + unique texts (Parquet)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: list[Path] = Field(
+        min_length=1,
+        description="Files or directories (searched recursively), .gz allowed.",
+        json_schema_extra={"flag": "inputs"},
+    )
+    file_format: Literal["auto", "xml", "video-hourly", "texts"] = Field(
+        "auto", description="Input format; auto detects it per file.", json_schema_extra={"flag": "--format"}
+    )
+    text_column: str = Field("text", description="Text column of CSV/JSONL text tables.")
+    video_column: str | None = Field(None, description="Video id column of text tables (default: guessed).")
+    timezone: str = Field(DEFAULT_TIMEZONE, description="Zone of naive date-times.")
+    chunk_rows: int = Field(100_000, ge=1, description="Rows per Parquet write (bounds memory).")
+    buckets: int = Field(32, ge=1, le=256, description="Disk buckets for unique-text counting.")
+
 
 COMMENT_SCHEMA = pa.schema(
     [
@@ -47,6 +78,7 @@ COMMENT_SCHEMA = pa.schema(
         ("line", pa.int64()),
     ]
 )
+log = logging.getLogger(__name__)
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
 
@@ -138,27 +170,17 @@ class _CommentBuffer:
         self._columns = {name: [] for name in COMMENT_SCHEMA.names}
 
 
-def ingest(
-    inputs: Sequence[Path],
-    *,
-    comments_out: Path,
-    texts_out: Path,
-    malformed_out: Path,
-    file_format: Format | Literal["auto"] = "auto",
-    text_column: str = "text",
-    video_column: str | None = None,
-    timezone: str = DEFAULT_TIMEZONE,
-    chunk_rows: int = 100_000,
-    buckets: int = 32,
-    progress: bool = True,
-) -> IngestReport:
-    """Read danmaku files (or directories of them) into a comments and a unique-texts Parquet table.
-
-    ``malformed_out`` receives one JSON line per malformed record. Returns the run's report.
+def ingest(out_dir: Path, *, settings: Settings, progress: bool = True) -> IngestReport:
+    """Read danmaku files (or directories of them) into ``out_dir``: ``comments.parquet``, the unique
+    texts (``texts.parquet``), ``malformed.jsonl`` (one JSON line per malformed record) and
+    ``ingest-report.json``. Returns the run's report.
     """
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    files = iter_input_files(list(inputs))
+    comments_out, texts_out, malformed_out = (
+        out_dir / "comments.parquet",
+        texts_table(out_dir),
+        out_dir / "malformed.jsonl",
+    )
+    files = iter_input_files(list(settings.inputs))
     started = time.perf_counter()
     report = IngestReport(files=len(files))
     reasons: Counter[str] = Counter()
@@ -169,19 +191,19 @@ def ingest(
         with (
             pq.ParquetWriter(str(partial[comments_out]), COMMENT_SCHEMA, compression="zstd") as writer,
             partial[malformed_out].open("w", encoding="utf-8") as malformed_file,
-            UniqueTextCounter(texts_out.parent, buckets=buckets) as counter,
+            UniqueTextCounter(texts_out.parent, buckets=settings.buckets) as counter,
             tqdm(unit=" comments", unit_scale=True, disable=not progress, desc="ingest") as bar,
         ):
-            buffer = _CommentBuffer(writer, chunk_rows)
+            buffer = _CommentBuffer(writer, settings.chunk_rows)
             for path in files:
                 bar.set_postfix_str(path.name)
                 comments = malformed = 0
                 for row in read_file(
                     path,
-                    file_format=file_format,
-                    text_column=text_column,
-                    video_column=video_column,
-                    timezone=timezone,
+                    file_format=settings.file_format,
+                    text_column=settings.text_column,
+                    video_column=settings.video_column,
+                    timezone=settings.timezone,
                 ):
                     if isinstance(row, Malformed):
                         malformed += 1
@@ -212,4 +234,27 @@ def ingest(
     report.comments_per_second = report.comments / report.seconds if report.seconds else 0.0
     report.peak_memory_mb = _peak_memory_mb()
     report.outputs = {"comments": str(comments_out), "unique texts": str(texts_out), "malformed": str(malformed_out)}
+    write_json(out_dir / "ingest-report.json", report.to_dict())
     return report
+
+
+def texts_table(out_dir: Path) -> Path:
+    """The unique-texts table ingest writes in ``out_dir`` (what llm-label labels)."""
+    return out_dir / "texts.parquet"
+
+
+def enabled(config: PipelineConfig) -> bool:
+    return config.ingest is not None
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return list(layout.config.ingest.inputs) if layout.config.ingest else []
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [texts_table(layout.dir(SECTION))]
+
+
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
+    report = ingest(layout.dir(SECTION), settings=settings, progress=progress)
+    log.info("%s", report.summary())

@@ -15,31 +15,31 @@ split's statistics; ``pos_weight`` = negatives / positives. The split is 80/20 s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
-from training.modeling.settings import TrainingSettings
+from training.modeling.settings import EarlyStoppingSettings
 from training.modeling.targets import information_targets
 from training.records import LabelledText
-from training.stages.split import stratified_validation_mask
+from training.splits import TRAIN, VALIDATION, stratified_validation_mask
+from training.stages import curate
+from training.tables import table_path
 
 if TYPE_CHECKING:
-    from training.modeling.fine_tune import TrainedModel
-    from training.modeling.trainer import EpochRecord
+    from training.config import PipelineConfig
+    from training.layout import RunLayout
 
+NAME = "train-info"
+SECTION = "train_info"
+DESCRIPTION = "information vs others on manual labels"
 DEFAULT_ENCODER = "hfl/chinese-roberta-wwm-ext"
 
 
-class InfoTrainingSettings(TrainingSettings):
-    epochs: int = Field(5, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
-    early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
-
-
-class TrainInfoSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(True, description="Train (and export) the information model.")
@@ -49,7 +49,7 @@ class TrainInfoSettings(BaseModel):
     )
     negatives: Literal["routed", "all"] = Field("routed", description="Which non-information rows are negatives.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of each class held for validation.")
-    training: InfoTrainingSettings = Field(default_factory=InfoTrainingSettings)
+    training: EarlyStoppingSettings = Field(default_factory=EarlyStoppingSettings)
 
 
 def split_information(
@@ -65,31 +65,77 @@ def split_information(
     return train, held
 
 
-def train_info(
-    train: Sequence[LabelledText],
-    validation: Sequence[LabelledText],
+def train_info_files(
+    labels: Path,
+    out_dir: Path,
     *,
-    settings: TrainInfoSettings,
+    settings: Settings,
     preprocessing: Preprocessing,
     seed: int,
-    work_dir: Path,
-    fingerprint: str,
-    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    table_format: str = "jsonl",
+    fingerprint: str | None = None,
     progress: bool = True,
-) -> TrainedModel:
-    """Fine-tune the information model (checkpoints and model under ``work_dir``)."""
+) -> dict[str, Any]:
+    """Split ``labels`` 80/20 by class, write both tables, train into ``out_dir/model``; return a summary."""
+    from training.hashing import training_fingerprint
     from training.modeling.fine_tune import fine_tune_information
+    from training.tables import read_labelled, write_labelled
 
-    return fine_tune_information(
+    records = read_labelled(labels, default_source="manual")
+    train, validation = split_information(
+        records, negatives=settings.negatives, validation_fraction=settings.validation_fraction, seed=seed
+    )
+    write_labelled(table_path(out_dir, TRAIN, table_format), train)
+    write_labelled(table_path(out_dir, VALIDATION, table_format), validation)
+    trained = fine_tune_information(
         train,
         encoder=settings.encoder,
         settings=settings.training,
         preprocessing=preprocessing,
         seed=seed,
-        work_dir=work_dir,
-        fingerprint=fingerprint,
+        work_dir=out_dir,
+        fingerprint=fingerprint or training_fingerprint(settings, preprocessing, seed, {"labels": labels}),
         validation=validation,
         negatives=settings.negatives,
-        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+    return trained.summary(train=len(train), validation=len(validation))
+
+
+def labels(layout: RunLayout) -> Path:
+    """The rows this stage trains on: the manual labels, or the curated set (``source: curated``)."""
+    if layout.config.train_info.source == "curated":
+        return curate.curated_table(layout)
+    assert layout.config.manual_labels is not None  # guaranteed by PipelineConfig validation
+    return layout.config.manual_labels
+
+
+def validation_table(layout: RunLayout) -> Path:
+    """The information model's validation rows: export tunes its thresholds and evaluate scores it on them."""
+    return layout.table(SECTION, VALIDATION)
+
+
+def enabled(config: PipelineConfig) -> bool:
+    return config.train_info.enabled
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [labels(layout)]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [layout.model(SECTION), layout.table(SECTION, TRAIN), validation_table(layout)]
+
+
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
+    config = layout.config
+    train_info_files(
+        labels(layout),
+        layout.dir(SECTION),
+        settings=settings,
+        preprocessing=config.preprocessing,
+        seed=config.seed,
+        table_format=config.table_format,
+        fingerprint=fingerprint,
         progress=progress,
     )

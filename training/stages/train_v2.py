@@ -7,62 +7,81 @@ of the main head, keeping the best epoch. Reference: AdamW at 2e-5.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
-from training.modeling.settings import TrainingSettings
-from training.records import LabelledText
+from training.modeling.settings import EarlyStoppingSettings
+from training.splits import split_rows
+from training.stages import curate
 from training.stages.train_v1 import DEFAULT_ENCODER
 
 if TYPE_CHECKING:
-    from training.modeling.fine_tune import TrainedModel
-    from training.modeling.trainer import EpochRecord
+    from training.layout import RunLayout
+
+NAME = "train-v2"
+SECTION = "train_v2"
+DESCRIPTION = "BERT v2 (emotion model), class-weighted, early stopping"
 
 
-class V2TrainingSettings(TrainingSettings):
-    epochs: int = Field(5, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
-    early_stopping_patience: int = Field(2, ge=0, description="Epochs without validation improvement before stopping.")
-
-
-class TrainV2Settings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     encoder: str = Field(DEFAULT_ENCODER, description="Hub id or local directory of the pretrained encoder.")
     pos_weight_cap: float = Field(10.0, ge=1, description="Upper bound of the per-label positive class weight.")
-    training: V2TrainingSettings = Field(default_factory=V2TrainingSettings)
+    training: EarlyStoppingSettings = Field(default_factory=EarlyStoppingSettings)
 
 
-def train_v2(
-    train: Sequence[LabelledText],
-    validation: Sequence[LabelledText],
+def train_v2_files(
+    curated: Path,
+    out_dir: Path,
     *,
-    settings: TrainV2Settings,
+    settings: Settings,
     preprocessing: Preprocessing,
     seed: int,
-    work_dir: Path,
-    fingerprint: str,
-    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    fingerprint: str | None = None,
     progress: bool = True,
-) -> TrainedModel:
-    """Fine-tune v2 with class weights and early stopping (checkpoints and model under ``work_dir``)."""
+) -> dict[str, Any]:
+    """Train v2 on the ``train`` rows of a curated table, stopping early on its ``validation`` rows."""
+    from training.hashing import training_fingerprint
     from training.modeling.fine_tune import fine_tune_emotion
 
+    train, validation = split_rows(curated, default_source="curated")
     if not validation:
         raise ValueError("train-v2 needs a validation split for early stopping; the curated set has none")
-    return fine_tune_emotion(
+    trained = fine_tune_emotion(
         train,
         encoder=settings.encoder,
         settings=settings.training,
         preprocessing=preprocessing,
         seed=seed,
-        work_dir=work_dir,
-        fingerprint=fingerprint,
+        work_dir=out_dir,
+        fingerprint=fingerprint or training_fingerprint(settings, preprocessing, seed, {"curated": curated}),
         validation=validation,
         pos_weight_cap=settings.pos_weight_cap,
-        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+    return trained.summary(train=len(train), validation=len(validation))
+
+
+def inputs(layout: RunLayout) -> list[Path]:
+    return [curate.curated_table(layout)]
+
+
+def outputs(layout: RunLayout) -> list[Path]:
+    return [layout.model(SECTION)]
+
+
+def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bool = True) -> None:
+    config = layout.config
+    train_v2_files(
+        curate.curated_table(layout),
+        layout.dir(SECTION),
+        settings=settings,
+        preprocessing=config.preprocessing,
+        seed=config.seed,
+        fingerprint=fingerprint,
         progress=progress,
     )

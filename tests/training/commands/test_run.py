@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,10 @@ TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 0.01, "warmup_ratio":
 
 
 def _config(tmp_path: Path, encoder: Path) -> Path:
-    labels = write_labelled(tmp_path / "llm_labels.jsonl", synthetic_records(160, seed=3))
+    labels = write_labelled(
+        tmp_path / "llm_labels.jsonl",
+        synthetic_records(100, seed=3) + synthetic_records(60, seed=9, source="corpus_b", prefix="b"),
+    )
     manual = tmp_path / "manual.csv"
     rows = synthetic_records(40, seed=4, source="manual", prefix="m")
     manual.write_text(
@@ -31,8 +35,14 @@ def _config(tmp_path: Path, encoder: Path) -> Path:
         "seed": 5,
         "labels": str(labels),
         "manual_labels": str(manual),
-        "train_v1": {"encoder": str(encoder), "sample_size": 0.4, "test_size": 20, "training": TRAINING},
-        "curate": {"agreed_others_rate": 0.5, "disagreed_to_others_rate": 0.1},
+        "train_v1": {
+            "encoder": str(encoder),
+            "sample_size": 0.4,
+            "test_size": 20,
+            "test_strata": "source",
+            "training": TRAINING,
+        },
+        "curate": {"agreed_others_rate": 0.5, "disagreed_to_others_rate": 0.1, "v1_sample_as_manual": True},
         "train_v2": {"encoder": str(encoder), "training": {**TRAINING, "early_stopping_patience": 1}},
         "train_info": {"encoder": str(encoder), "training": TRAINING},
         "export": {"int8": False, "parity_rows": 8},
@@ -74,7 +84,10 @@ def test_run_produces_loadable_bundles_then_skips(
     assert agreement["rows"] == 160 - 64 - 20
     curated = read_labelled(run / "curate" / "curated.jsonl")
     assert {record.extra["provenance"] for record in curated} >= {"manual"}
-    assert sum(record.extra["provenance"] == "manual" for record in curated) == 40
+    # the 40 manual rows and, standing in for more manual labels, the 64 rows v1 trained on
+    assert sum(record.extra["provenance"] == "manual" for record in curated) == 40 + 64
+    test_rows = read_labelled(run / "train_v1" / "test.jsonl")
+    assert sorted(Counter(record.source for record in test_rows).items()) == [("corpus_b", 10), ("llm", 10)]
     summary = json.loads((run / "evaluate" / "summary.json").read_text())
     assert {(row["bundle"], row["table"]) for row in summary["evaluations"]} == {
         ("emotion", "validation"),
@@ -84,6 +97,15 @@ def test_run_produces_loadable_bundles_then_skips(
     }
     assert (run / "evaluate" / "emotion" / "test" / "pr_main.png").stat().st_size > 1000
     assert "| **macro avg** |" in (run / "evaluate" / "emotion" / "test" / "report.md").read_text()
+    served = summary["served"]["test"]  # the label the service returns, both bundles and routing
+    assert served["rows"] == 20 and set(served["per_class"]) <= {
+        "information",
+        "emotions_positive",
+        "emotions_negative",
+        "social",
+        "others",
+    }
+    assert (run / "evaluate" / "served" / "test" / "served.md").read_text().startswith("# Served labels on test")
 
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     second = capsys.readouterr().out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,24 @@ def test_prompt_names_every_label_and_numbers_the_comments() -> None:
     assert system["role"] == "system" and user["role"] == "user"
     listed = json.loads(user["content"][user["content"].index("[") :])
     assert listed == [{"comment_id": "1", "text": "哈哈"}, {"comment_id": "2", "text": 'say "hi"'}]
+
+
+def test_prompt_carries_the_annotation_guide_conventions(shared_data: Path) -> None:
+    """Every example marker the guide's conventions section names (in parentheses) is in the prompt,
+    so labels a user makes with their own LLM follow the same conventions as the teacher labels."""
+    guide = (shared_data / "teacher" / "ANNOTATION-GUIDE.md").read_text(encoding="utf-8")
+    conventions = guide.split("## Conventions", 1)[1].split("\n## ", 1)[0]
+    markers = [
+        marker.strip()
+        for group in re.findall(r"\(([^)]*)\)", conventions)
+        for marker in group.split(",")
+        if marker.strip() and not marker.strip().isascii()
+    ]
+    assert len(markers) >= 10
+    missing = [marker for marker in markers if marker.split(" ")[0] not in SYSTEM_PROMPT]
+    assert not missing, f"conventions missing from the prompt: {missing}"
+    for topic in ("video_relevant_remarks", "subjective_opinion", "external_sources", "self_report", "pure emoticons"):
+        assert topic in SYSTEM_PROMPT
 
 
 def test_answer_schema_restricts_labels_to_the_taxonomy() -> None:

@@ -14,7 +14,7 @@ from training.stages.curate import (
     AGREED_OTHERS,
     DISAGREED_TO_OTHERS,
     MANUAL,
-    CurationSettings,
+    Settings,
     curate,
 )
 
@@ -36,7 +36,7 @@ def _holdout() -> tuple[list[LabelledText], np.ndarray]:
 def test_reference_rates_give_exact_counts_and_provenance() -> None:
     holdout, agreed = _holdout()
     manual = synthetic_records(40, seed=99, source="manual", prefix="m")
-    result = curate(holdout, agreed, manual, settings=CurationSettings(), seed=1)
+    result = curate(holdout, agreed, manual, settings=Settings(), seed=1)
     provenance = Counter(record.extra["provenance"] for record in result.records)
     assert provenance == {
         AGREED: AGREED_NON_OTHERS,
@@ -50,7 +50,7 @@ def test_reference_rates_give_exact_counts_and_provenance() -> None:
 
 def test_disagreed_rows_are_relabelled_others_and_keep_the_llm_labels() -> None:
     holdout, agreed = _holdout()
-    result = curate(holdout, agreed, settings=CurationSettings(disagreed_to_others_rate=1.0), seed=1)
+    result = curate(holdout, agreed, settings=Settings(disagreed_to_others_rate=1.0), seed=1)
     relabelled = [r for r in result.records if r.extra["provenance"] == DISAGREED_TO_OTHERS]
     assert len(relabelled) == DISAGREED
     assert {(r.labels, r.subcategories) for r in relabelled} == {(("others",), ("other",))}
@@ -61,7 +61,7 @@ def test_disagreed_rows_are_relabelled_others_and_keep_the_llm_labels() -> None:
 
 def test_split_is_stratified_80_20() -> None:
     holdout, agreed = _holdout()
-    result = curate(holdout, agreed, settings=CurationSettings(agreed_others_rate=1.0), seed=2)
+    result = curate(holdout, agreed, settings=Settings(agreed_others_rate=1.0), seed=2)
     by_label: dict[str, Counter[str]] = {}
     for record in result.records:
         by_label.setdefault(record.labels[0], Counter())[record.extra["split"]] += 1
@@ -74,10 +74,10 @@ def test_split_is_stratified_80_20() -> None:
 
 def test_seeded_and_one_rate_does_not_reshuffle_the_other_pools() -> None:
     holdout, agreed = _holdout()
-    base = curate(holdout, agreed, settings=CurationSettings(agreed_rate=0.5), seed=4)
-    again = curate(holdout, agreed, settings=CurationSettings(agreed_rate=0.5), seed=4)
+    base = curate(holdout, agreed, settings=Settings(agreed_rate=0.5), seed=4)
+    again = curate(holdout, agreed, settings=Settings(agreed_rate=0.5), seed=4)
     assert [r.id for r in base.records] == [r.id for r in again.records]
-    changed = curate(holdout, agreed, settings=CurationSettings(agreed_rate=0.5, agreed_others_rate=0.3), seed=4)
+    changed = curate(holdout, agreed, settings=Settings(agreed_rate=0.5, agreed_others_rate=0.3), seed=4)
 
     def ids(result: object, provenance: str) -> list[str]:
         return [r.id for r in result.records if r.extra["provenance"] == provenance]  # type: ignore[attr-defined]
@@ -92,7 +92,7 @@ def test_manual_labels_win_over_holdout_rows_with_the_same_text() -> None:
     manual = [
         LabelledText(id="m1", text=holdout[0].text, labels=("social",), subcategories=("interaction",), source="manual")
     ]
-    result = curate(holdout, agreed, manual, settings=CurationSettings(disagreed_to_others_rate=1.0), seed=1)
+    result = curate(holdout, agreed, manual, settings=Settings(disagreed_to_others_rate=1.0), seed=1)
     same_text = [r for r in result.records if r.text == holdout[0].text]
     assert [(r.id, r.extra["provenance"]) for r in same_text] == [("m1", MANUAL)]
     assert result.counts["holdout_rows_dropped_as_manual_duplicates"] == 1
@@ -101,4 +101,4 @@ def test_manual_labels_win_over_holdout_rows_with_the_same_text() -> None:
 def test_mismatched_flags_are_refused() -> None:
     holdout, agreed = _holdout()
     with pytest.raises(ValueError, match="1000 holdout rows but 999 agreement flags"):
-        curate(holdout, agreed[:-1], settings=CurationSettings(), seed=0)
+        curate(holdout, agreed[:-1], settings=Settings(), seed=0)

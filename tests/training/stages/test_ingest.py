@@ -12,7 +12,7 @@ import pytest
 
 from training.cli import main
 from training.records import text_id
-from training.stages.ingest import IngestReport, ingest
+from training.stages.ingest import IngestReport, Settings, ingest
 
 XML = """<?xml version="1.0" encoding="UTF-8"?><i><chatserver>chat.bilibili.com</chatserver><chatid>4242</chatid>\
 <maxlimit>1500</maxlimit><source>k-v</source>
@@ -31,14 +31,7 @@ XML = """<?xml version="1.0" encoding="UTF-8"?><i><chatserver>chat.bilibili.com<
 
 def run_ingest(tmp_path: Path, inputs: list[Path], **options: Any) -> tuple[IngestReport, list[dict[str, Any]]]:
     out = tmp_path / "out"
-    report = ingest(
-        inputs,
-        comments_out=out / "comments.parquet",
-        texts_out=out / "texts.parquet",
-        malformed_out=out / "malformed.jsonl",
-        progress=False,
-        **options,
-    )
+    report = ingest(out, settings=Settings(inputs=inputs, **options), progress=False)
     return report, pq.read_table(out / "comments.parquet").to_pylist()
 
 
@@ -191,7 +184,8 @@ def test_small_chunks_and_buckets_give_the_same_tables(tmp_path: Path) -> None:
     assert {row["text"]: row["count"] for row in counted}["评论0"] == len(range(0, 500, 37))
     assert all(row["videos"] == 5 for row in counted)
     assert sorted((tmp_path / "out").iterdir()) == [
-        tmp_path / "out" / name for name in ("comments.parquet", "malformed.jsonl", "texts.parquet")
+        tmp_path / "out" / name
+        for name in ("comments.parquet", "ingest-report.json", "malformed.jsonl", "texts.parquet")
     ]
 
 

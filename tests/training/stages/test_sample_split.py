@@ -5,8 +5,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from training.stages.sample import HOLDOUT, TEST, V1_TRAIN, assign_roles, resolve_size
-from training.stages.split import stratified_validation_mask
+from training.splits import stratified_validation_mask
+from training.stages.train_v1 import HOLDOUT, TEST, V1_TRAIN, assign_roles, resolve_size
 
 
 def test_roles_have_exact_sizes_and_are_seeded() -> None:
@@ -35,3 +35,14 @@ def test_stratified_split_takes_the_share_of_every_stratum() -> None:
     assert chosen == {"a": 20, "b": 10, "c": 2}  # the lone "d" row stays in training
     again = stratified_validation_mask(strata, validation_fraction=0.2, seed=3)
     assert np.array_equal(mask, again)
+
+
+def test_test_rows_can_be_stratified_by_source_and_label() -> None:
+    strata = ["dd/information"] * 600 + ["dd/social"] * 200 + ["lin/information"] * 150 + ["zcj/others"] * 50
+    roles = assign_roles(1000, sample_size=300, test_size=0.1, seed=7, strata=strata)
+    test = Counter(s for s, role in zip(strata, roles, strict=True) if role == TEST)
+    assert test == {"dd/information": 60, "dd/social": 20, "lin/information": 15, "zcj/others": 5}
+    assert Counter(roles.tolist())[V1_TRAIN] == 300
+    assert (assign_roles(1000, sample_size=300, test_size=0.1, seed=7, strata=strata) == roles).all()
+    with pytest.raises(ValueError, match="3 strata for 1000 rows"):
+        assign_roles(1000, sample_size=300, test_size=0.1, seed=7, strata=["a", "b", "c"])
