@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_s
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from service import tracing
 from service.errors import (
     InvalidRequest,
     NotReady,
@@ -136,16 +137,24 @@ def check_limits(payload: ClassifyRequest, settings: Settings) -> None:
 )
 async def classify(payload: ClassifyRequest, request: Request, state: State) -> ClassifyResponse:
     runtime = state.loaded_runtime()
-    check_limits(payload, state.settings)
+    with tracing.span("validate", comments=len(payload.comments)):
+        check_limits(payload, state.settings)
     batch = await cancel_on_disconnect(
         request.receive,
-        runtime.router.classify(
-            [comment.text for comment in payload.comments],
-            mode=payload.mode,
-            information_threshold=payload.information_threshold,
-            return_scores=payload.return_scores,
+        tracing.traced(
+            "route",
+            runtime.router.classify(
+                [comment.text for comment in payload.comments],
+                mode=payload.mode,
+                information_threshold=payload.information_threshold,
+                return_scores=payload.return_scores,
+            ),
         ),
     )
+    if tracing.enabled():
+        routed = sum(decision.information_probability is not None for decision in batch.decisions)
+        attributes = {"danmaku.comments": len(batch.decisions), "danmaku.routed": routed, "danmaku.mode": batch.mode}
+        tracing.annotate(**attributes)
     return ClassifyResponse(
         results=[
             CommentResult(
@@ -228,6 +237,8 @@ def create_app(settings: Settings | None = None, *, load_runtime: RuntimeLoader 
     settings = settings or load_settings()
     state = ServiceState(settings=settings, metrics=Metrics(), lifecycle=Lifecycle())
     bearer_token = settings.bearer_token()
+    tracing.configure(settings.otlp_endpoint, service_version=_package_version())
+    state.metrics.ready.set_function(lambda: float(state.lifecycle.ready and not state.lifecycle.draining))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -282,5 +293,6 @@ def create_app(settings: Settings | None = None, *, load_runtime: RuntimeLoader 
         protected=(CLASSIFY_PATH,),
     )
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, routes=ROUTES)
+    app.add_middleware(tracing.TracingMiddleware, paths=(CLASSIFY_PATH,))  # a no-op unless tracing is on
     app.openapi = _document_limits(app, settings, bearer_token is not None)  # type: ignore[method-assign]
     return app

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from service import tracing
+
 logger = logging.getLogger(__name__)
 
 ItemT = TypeVar("ItemT")
@@ -82,6 +84,7 @@ class _Entry(Generic[ItemT, ResultT]):
     length: int
     future: asyncio.Future[ResultT]
     enqueued_at: float = field(default_factory=time.monotonic)
+    trace_context: object | None = field(default_factory=tracing.current_context)
 
 
 def select_batch(lengths: Sequence[int], *, max_size: int, max_tokens: int, max_padding: float = 1.0) -> list[int]:
@@ -285,6 +288,13 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 real_tokens=sum(lengths),
                 queue_waits=[started - entry.enqueued_at for entry in live],
             )
+            trace = tracing.batch_started(
+                self.name,
+                [entry.trace_context for entry in live],
+                [entry.enqueued_at for entry in live],
+                started,
+                padded_tokens=len(live) * max(lengths),
+            )
             failed = False
             self._running = live
             try:
@@ -308,3 +318,4 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 seconds = time.monotonic() - started
                 self._batch_seconds = seconds if self._batch_seconds == 0 else 0.8 * self._batch_seconds + 0.2 * seconds
                 self._observer.batch_finished(seconds=seconds, failed=failed)
+                trace.finished(failed=failed)

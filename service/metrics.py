@@ -48,6 +48,12 @@ class Metrics:
         self.queue_depth = Gauge(
             "danmaku_queue_depth", "Comments waiting for a batch, per model.", ["model"], registry=r
         )
+        self.queue_capacity = Gauge(
+            "danmaku_queue_capacity",
+            "Most comments that may wait per model (DANMAKU_MAX_QUEUE_SIZE); past it requests get 429.",
+            ["model"],
+            registry=r,
+        )
         self.queue_wait = Histogram(
             "danmaku_queue_wait_seconds",
             "Time a comment waited before its batch started, per model.",
@@ -100,6 +106,11 @@ class Metrics:
         )
         self.rejections = Counter(
             "danmaku_rejections_total", "Requests refused, by reason (the error code).", ["reason"], registry=r
+        )
+        self.ready = Gauge(
+            "danmaku_ready",
+            "1 while /readyz answers 200 (bundles loaded and warmed, not draining), else 0.",
+            registry=r,
         )
         self.model_info = Gauge(
             "danmaku_model_info",

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import onnxruntime as ort
 
+from service import tracing
 from service.batcher import BatcherClosed, MicroBatcher, QueueFull
 from service.bundle import BundleMetadata, load_bundle
 from service.errors import Overloaded, ShuttingDown
@@ -39,7 +40,8 @@ class BatchedModel:
         return self.model.metadata
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        encoded = await asyncio.to_thread(self.model.encode, texts)
+        with tracing.span(f"tokenise {self.model.name}", comments=len(texts)):
+            encoded = await asyncio.to_thread(self.model.encode, texts)
         try:
             return await self.batcher.run(encoded, [item.length for item in encoded])
         except QueueFull as exc:
@@ -91,6 +93,7 @@ class Runtime:
         for model in models:
             model.warm_up(runs=settings.warmup_runs, batch_sizes=(1, settings.max_batch_size))
             metrics.record_model(model)
+            metrics.queue_capacity.labels(model.name).set(settings.max_queue_size)
             logger.info("bundle %s version %s ready on %s", model.name, model.version, ", ".join(model.providers))
         return cls(models, router, batched)
 

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         description="Serve /metrics on this separate port (same host) instead of the API port; unset: API port.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP endpoint of a trace collector (e.g. http://otel-collector:4318); spans of "
+        "POST /classify go to <endpoint>/v1/traces. Unset: no tracing (needs the `tracing` extra).",
+    )
     auth_token: SecretStr | None = Field(
         None, description="Bearer token required on POST /classify; unset (and no auth_token_file): no auth."
     )
