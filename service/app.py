@@ -30,6 +30,7 @@ from service.errors import (
     render,
     to_error,
 )
+from service.disclosure import public_provenance
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.middleware import GuardMiddleware, RequestMetricsMiddleware, cancel_on_disconnect
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 RuntimeLoader = Callable[[Settings, Metrics], Runtime]
 CLASSIFY_PATH = "/classify"
 ROUTES = (CLASSIFY_PATH, "/healthz", "/readyz", "/v1/models", "/metrics", "/docs", "/openapi.json")
+# With a bearer token (and DANMAKU_AUTH_COVERS_METADATA), these need it too; health, readiness and metrics never do.
+METADATA_PATHS = ("/v1/models", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 
 def _package_version() -> str:
@@ -222,7 +225,7 @@ async def models(state: State) -> ModelsResponse:
                 heads=model.metadata.heads,
                 onnx_sha256=model.metadata.onnx.sha256,
                 execution_providers=model.providers,
-                provenance=model.metadata.provenance,
+                provenance=public_provenance(model.metadata.provenance),
                 metrics=model.metadata.metrics,
             )
             for model in runtime.models
@@ -318,6 +321,8 @@ def create_app(settings: Settings | None = None, *, load_runtime: RuntimeLoader 
         max_body_bytes=settings.max_body_bytes,
         bearer_token=bearer_token,
         protected=(CLASSIFY_PATH,),
+        authenticated=METADATA_PATHS if settings.auth_covers_metadata else (),
+        body_timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, routes=ROUTES)
     app.openapi = _document_limits(app, settings, bearer_token is not None)  # type: ignore[method-assign]
