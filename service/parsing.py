@@ -84,7 +84,8 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _invalid_json(exc.msg, position=exc.pos, text=text) from None
+        # json's own messages may end in "at" ("Invalid control character at"): the position follows anyway.
+        raise _invalid_json(exc.msg.removesuffix(" at"), position=exc.pos, text=text) from None
     except RecursionError:
         limit = sys.getrecursionlimit() // 2
         problem = "arrays and objects nested too deeply"
