@@ -51,7 +51,7 @@ async def test_too_many_comments_is_413_before_any_item_is_validated(settings: S
     assert error_of(response)["code"] == "too_many_comments"
     assert error_of(response)["details"] == [{"field": "comments", "problem": "200000 items, at most 256"}]
     assert len(response.content) < 1000
-    assert elapsed < 2.0  # was 3.9 s (and a 12 MB answer) on the 2-core box
+    assert elapsed < 3.0  # was 3.9 s (and a 12 MB answer) on the 2-core box
 
 
 async def test_a_422_lists_at_most_20_problems_and_counts_the_rest(settings: Settings) -> None:
