@@ -25,6 +25,7 @@ status: 0; 1 when any answer (attack or /healthz) was a 5xx or /healthz failed; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import sys
@@ -78,16 +79,14 @@ def exchange(target: Target, data: bytes, *, hold_s: float = SOCKET_TIMEOUT_S) -
         return "error"
     with sock:
         sock.settimeout(hold_s)
-        try:
+        with contextlib.suppress(OSError):  # the server may answer and close while a huge request is being sent
             sock.sendall(data)
-        except OSError:
-            pass  # the server may answer and close while a huge request is still being sent
         answer = b""
         deadline = time.monotonic() + hold_s
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 break
             except OSError:  # reset: the server closed while our request was still arriving
                 return "reset" if not answer else _status(answer)
@@ -123,6 +122,8 @@ class HealthPoller(threading.Thread):
         self.statuses: Counter[str] = Counter()
         self.longest_s = 0.0
         self.polls = 0
+        self.phase = "start"
+        self.longest_by_phase: dict[str, float] = {}
 
     def run(self) -> None:
         request = f"GET /healthz HTTP/1.1\r\nHost: {self.target.host}\r\nConnection: close\r\n\r\n".encode()
@@ -133,6 +134,7 @@ class HealthPoller(threading.Thread):
             self.statuses[status] += 1
             self.polls += 1
             self.longest_s = max(self.longest_s, elapsed)
+            self.longest_by_phase[self.phase] = max(self.longest_by_phase.get(self.phase, 0.0), elapsed)
             self.stop.wait(max(0.0, self.interval - elapsed))
 
 
@@ -218,10 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     try:
         for name, expected, requests, workers in attacks(target, args):
+            poller.phase = name
             outcome = run_attack(name, expected, requests, workers=workers)
             outcomes.append(outcome)
             statuses = ", ".join(f"{status} x{count}" for status, count in sorted(outcome.statuses.items()))
-            print(f"{name:22} {statuses:40} expected {expected:7} {outcome.seconds:6.1f} s", flush=True)
+            stall = poller.longest_by_phase.get(name, 0.0) * 1000
+            print(
+                f"{name:22} {statuses:32} expected {expected:7} {outcome.seconds:6.1f} s"
+                f"   /healthz max {stall:6.1f} ms",
+                flush=True,
+            )
     finally:
         poller.stop.set()
         poller.join(15)
@@ -229,9 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     for outcome in outcomes:
         total.update(outcome.statuses)
     unexpected = {
-        outcome.name: dict(outcome.statuses)
-        for outcome in outcomes
-        if set(outcome.statuses) != {outcome.expected}
+        outcome.name: dict(outcome.statuses) for outcome in outcomes if set(outcome.statuses) != {outcome.expected}
     }
     figures: dict[str, Any] = {
         "host": args.host,
@@ -239,9 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         "healthz_polls": poller.polls,
         "healthz_statuses": dict(poller.statuses),
         "healthz_longest_stall_ms": round(poller.longest_s * 1000, 1),
+        "healthz_longest_ms_by_attack": {name: round(s * 1000, 1) for name, s in poller.longest_by_phase.items()},
         "statuses": dict(total),
-        "attacks": {o.name: {"statuses": dict(o.statuses), "expected": o.expected, "seconds": round(o.seconds, 2)}
-                    for o in outcomes},
+        "attacks": {
+            o.name: {"statuses": dict(o.statuses), "expected": o.expected, "seconds": round(o.seconds, 2)}
+            for o in outcomes
+        },
         "unexpected": unexpected,
     }
     print(

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_s
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from service.disclosure import public_provenance
 from service.errors import (
     InvalidRequest,
     NotReady,
@@ -30,7 +31,6 @@ from service.errors import (
     render,
     to_error,
 )
-from service.disclosure import public_provenance
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.middleware import GuardMiddleware, RequestMetricsMiddleware, cancel_on_disconnect

@@ -9,8 +9,9 @@ A bundle is a directory::
 
 ``load_bundle`` refuses a bundle whose metadata is missing or inconsistent with a message that
 names the file and the problem; every file it names (and ``bundle.json`` itself) must resolve inside
-the bundle directory: an absolute name, a ``..`` or a symlink leading out is refused. Checks that need ONNX Runtime (the graph's input names and output
-widths) live in ``service/model.py``; everything checkable from files alone lives here.
+the bundle directory: an absolute name, a ``..`` or a symlink leading out is refused. Checks that
+need ONNX Runtime (the graph's input names and output widths) live in ``service/model.py``;
+everything checkable from files alone lives here.
 """
 
 from __future__ import annotations

@@ -175,7 +175,9 @@ def from_validation_error(exc: RequestValidationError) -> ServiceError:
     summary = "; ".join(f"{detail.field}: {detail.problem}" for detail in details[:5])
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     if len(errors) > MAX_ERROR_DETAILS:
-        details.append(ErrorDetail(field="<body>", problem=f"{len(errors) - MAX_ERROR_DETAILS} more problems not listed"))
+        details.append(
+            ErrorDetail(field="<body>", problem=f"{len(errors) - MAX_ERROR_DETAILS} more problems not listed")
+        )
     return InvalidRequest(f"invalid request: {summary}{more}", details=details)
 
 

@@ -4,15 +4,15 @@ Formats, by file name: ``.parquet`` / ``.pq``; ``.csv`` / ``.csv.gz``; ``.jsonl`
 one JSON object per line, blank lines ignored. The text column must hold strings (null allowed); the id column,
 when given, may hold any scalar and is turned into a string.
 
-Rows are numbered from 0 in file order (JSONL: the non-blank lines).
+Rows are numbered from 0 in file order (JSONL: the non-blank lines). Parquet is read chunk by chunk through its
+row groups (a chunk that is not wanted is never read); CSV and JSONL are streamed, and only the rows of wanted
+chunks are converted to Python objects.
 
 A *bad row* is one that cannot be read as a comment: invalid UTF-8 in its text (CSV, JSONL), a JSONL line that is
 not a JSON object, a text that is not a string, an id that is not a scalar. ``on_bad_rows="fail"`` (the default)
 stops with an ``InputError`` naming the file and the line (JSONL) or data row (CSV, 1-based after the header);
 ``"skip"`` keeps the row's place with a null text and id (it is not classified) and hands it over in
-``Chunk.rejects`` with its line number and problem, for the run to write to its rejects files. Parquet is read chunk by chunk through its
-row groups (a chunk that is not wanted is never read); CSV and JSONL are streamed, and only the rows of wanted
-chunks are converted to Python objects.
+``Chunk.rejects`` with its line number and problem, for the run to write to its rejects files.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-OnBadRows = Literal["fail", "skip"]
-# A rejected row's raw content is kept up to this many characters (enough to find and fix it).
-_RAW_CHARS = 2000
-
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+OnBadRows = Literal["fail", "skip"]
+# A rejected row's raw content is kept up to this many characters (enough to find and fix it).
+_RAW_CHARS = 2000
 
 Format = Literal["parquet", "csv", "jsonl"]
 
@@ -155,9 +155,7 @@ class _Assembler:
                 self._open.ids.extend(ids if ids is not None else [None] * len(texts))
                 self._open.texts.extend(texts)
                 for reject in rejects:
-                    self._open.rejects.append(
-                        Reject(position + reject.row, reject.line, reject.problem, reject.raw)
-                    )
+                    self._open.rejects.append(Reject(position + reject.row, reject.line, reject.problem, reject.raw))
                 if chunk_end == (index + 1) * self.chunk_rows:
                     yield self._open
                     self._open = None
@@ -382,7 +380,7 @@ class ChunkReader:
 def _open_binary(path: Path) -> io.BufferedIOBase:
     # Lines are decoded one by one, so that an invalid byte is reported (or skipped) with its line number.
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return gzip.open(path, "rb")
     return open(path, "rb")
 
 

@@ -68,5 +68,5 @@ def test_a_bounded_abuse_run_gets_the_expected_statuses_and_healthz_never_stalls
 
 def test_only_this_machine_is_attacked() -> None:
     abuse = pytest.importorskip("loadtests.abuse")
-    with pytest.raises(SystemExit, match="only http://127.0.0.1"):
+    with pytest.raises(SystemExit, match=r"only http://127\.0\.0\.1"):
         abuse.parse_target("http://example.com:8000", None)
