@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from service import tracing
+from service.disclosure import public_provenance
 from service.errors import (
     InvalidRequest,
     NotReady,
@@ -34,6 +35,7 @@ from service.errors import (
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.middleware import GuardMiddleware, RequestMetricsMiddleware, cancel_on_disconnect
+from service.parsing import classify_request
 from service.runtime import Runtime
 from service.schemas import (
     ClassifyRequest,
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 RuntimeLoader = Callable[[Settings, Metrics], Runtime]
 CLASSIFY_PATH = "/classify"
 ROUTES = (CLASSIFY_PATH, "/healthz", "/readyz", "/v1/models", "/metrics", "/docs", "/openapi.json")
+# With a bearer token (and DANMAKU_AUTH_COVERS_METADATA), these need it too; health, readiness and metrics never do.
+METADATA_PATHS = ("/v1/models", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 
 def _package_version() -> str:
@@ -94,7 +98,9 @@ def _error(description: str) -> dict[str, Any]:
 CLASSIFY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _error("The body is not valid JSON."),
     401: _error("Bearer token missing or wrong (only when the service requires one)."),
+    408: _error("The body did not arrive within DANMAKU_BODY_TIMEOUT_S, or the service began shutting down."),
     413: _error("Body larger than DANMAKU_MAX_BODY_BYTES, or more comments than DANMAKU_MAX_COMMENTS_PER_REQUEST."),
+    415: _error("Content-Type is not application/json."),
     422: _error("A field is missing, unknown, of the wrong type or out of range; details name it with its index."),
     429: _error("A model queue is full; retry after the Retry-After header's seconds."),
     503: _error("Not ready yet (models loading) or shutting down."),
@@ -102,6 +108,13 @@ CLASSIFY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter()
 State = Annotated[ServiceState, Depends(service_state)]
+# The body is parsed by service.parsing (cheap checks before per-item validation); documented here instead.
+CLASSIFY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ClassifyRequest"}}},
+    }
+}
 
 
 def check_limits(payload: ClassifyRequest, settings: Settings) -> None:
@@ -134,8 +147,11 @@ def check_limits(payload: ClassifyRequest, settings: Settings) -> None:
     responses=CLASSIFY_ERRORS,
     summary="Classify a batch of comments",
     description="One result per comment, in order. See docs/serving.md for the routing rule.",
+    openapi_extra=CLASSIFY_BODY,
 )
-async def classify(payload: ClassifyRequest, request: Request, state: State) -> ClassifyResponse:
+async def classify(
+    payload: Annotated[ClassifyRequest, Depends(classify_request)], request: Request, state: State
+) -> ClassifyResponse:
     runtime = state.loaded_runtime()
     with tracing.span("validate", comments=len(payload.comments)):
         check_limits(payload, state.settings)
@@ -200,7 +216,13 @@ async def models(state: State) -> ModelsResponse:
     runtime = state.loaded_runtime()
     policy = runtime.router.policy
     return ModelsResponse(
-        models=[ModelInfo(**dict(model.metadata), execution_providers=model.providers) for model in runtime.models],
+        models=[
+            ModelInfo(
+                **{**dict(model.metadata), "provenance": public_provenance(model.metadata.provenance)},
+                execution_providers=model.providers,
+            )
+            for model in runtime.models
+        ],
         routing=RoutingInfo(
             routed_labels=sorted(policy.routed_labels),
             thresholds=dict(policy.thresholds),
@@ -221,6 +243,9 @@ def _document_limits(app: FastAPI, settings: Settings, bearer: bool) -> Callable
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             components = schema["components"]["schemas"]
+            request_schema = ClassifyRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(request_schema.pop("$defs", {}))
+            components["ClassifyRequest"] = request_schema
             components["ClassifyRequest"]["properties"]["comments"]["maxItems"] = settings.max_comments_per_request
             components["Comment"]["properties"]["text"]["maxLength"] = settings.max_text_chars
             if bearer:
@@ -291,6 +316,8 @@ def create_app(settings: Settings | None = None, *, load_runtime: RuntimeLoader 
         max_body_bytes=settings.max_body_bytes,
         bearer_token=bearer_token,
         protected=(CLASSIFY_PATH,),
+        authenticated=METADATA_PATHS if settings.auth_covers_metadata else (),
+        body_timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, routes=ROUTES)
     app.add_middleware(tracing.TracingMiddleware, paths=(CLASSIFY_PATH,))  # a no-op unless tracing is on

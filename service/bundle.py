@@ -8,8 +8,10 @@ A bundle is a directory::
         bundle.json       ``BundleMetadata`` below
 
 ``load_bundle`` refuses a bundle whose metadata is missing or inconsistent with a message that
-names the file and the problem. Checks that need ONNX Runtime (the graph's input names and output
-widths) live in ``service/model.py``; everything checkable from files alone lives here.
+names the file and the problem; every file it names (and ``bundle.json`` itself) must resolve inside
+the bundle directory: an absolute name, a ``..`` or a symlink leading out is refused. Checks that
+need ONNX Runtime (the graph's input names and output widths) live in ``service/model.py``;
+everything checkable from files alone lives here.
 """
 
 from __future__ import annotations
@@ -168,8 +170,22 @@ class Bundle(BaseModel):
         return self.directory / self.metadata.tokenizer.file
 
 
+def inside_bundle(directory: Path, name: str, role: str) -> Path:
+    """``directory / name``, refused (naming the file) unless it resolves inside ``directory``."""
+    path = directory / name
+    if Path(name).is_absolute():
+        raise BundleError(path, f"{role} must be a path relative to the bundle directory, got the absolute {name!r}")
+    root = directory.resolve()
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise BundleError(
+            path, f"{role} resolves to {resolved}, outside the bundle directory {root} ('..' or a symlink); refused"
+        )
+    return path
+
+
 def read_metadata(directory: Path) -> BundleMetadata:
-    path = directory / BUNDLE_FILE
+    path = inside_bundle(directory, BUNDLE_FILE, "bundle.json")
     if not path.is_file():
         raise BundleError(path, "missing: a bundle directory must hold bundle.json")
     try:
@@ -192,6 +208,8 @@ def load_bundle(directory: Path | str, *, verify_sha256: bool = True) -> Bundle:
         raise BundleError(directory, "bundle directory does not exist")
     metadata = read_metadata(directory)
     bundle = Bundle(directory=directory, metadata=metadata)
+    inside_bundle(directory, metadata.tokenizer.file, "the tokenizer file (tokenizer.file)")
+    inside_bundle(directory, metadata.onnx.file, "the ONNX file (onnx.file)")
     if not bundle.tokenizer_path.is_file():
         raise BundleError(bundle.tokenizer_path, "tokenizer file named in bundle.json is missing")
     if not bundle.onnx_path.is_file():

@@ -63,6 +63,20 @@ class TooManyComments(ServiceError):
     code = "too_many_comments"
 
 
+class UnsupportedMediaType(ServiceError):
+    code = "unsupported_media_type"
+
+
+class RequestTimeout(ServiceError):
+    """The body did not arrive in time (or the service began to drain while it was arriving); the connection is
+    closed, so a client that is still sending learns it at once."""
+
+    code = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
 class Overloaded(ServiceError):
     """A model's queue is full; the client should retry after ``retry_after_s`` seconds."""
 
@@ -96,14 +110,20 @@ class ClientClosedRequest(ServiceError):
 STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (InvalidJson, 400),
     (Unauthorized, 401),
+    (RequestTimeout, 408),
     (BodyTooLarge, 413),
     (TooManyComments, 413),
+    (UnsupportedMediaType, 415),
     (InvalidRequest, 422),
     (Overloaded, 429),
     (ClientClosedRequest, 499),
     (NotReady, 503),
     (ShuttingDown, 503),
 )
+
+# A 422 lists at most this many problems (the message gives the total): a body of many bad items must not be
+# answered with a response many times its size.
+MAX_ERROR_DETAILS = 20
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
@@ -141,14 +161,23 @@ def from_validation_error(exc: RequestValidationError) -> ServiceError:
     if invalid_json:
         error = invalid_json[0]
         position = error["loc"][-1] if error.get("loc") else "?"
-        reason = (error.get("ctx") or {}).get("error", "malformed")
+        reason = str((error.get("ctx") or {}).get("error", "malformed"))
+        # pydantic's reason may already end in "at line L column C"; don't say "at" twice.
+        where = "" if " at line " in reason else f" at character {position}"
         return InvalidJson(
-            f"request body is not valid JSON: {reason} at character {position}",
-            details=[ErrorDetail(field="<body>", problem=str(reason))],
+            f"request body is not valid JSON: {reason}{where}",
+            details=[ErrorDetail(field="<body>", problem=f"{reason}{where}")],
         )
-    details = [ErrorDetail(field=field_path(error.get("loc", ())), problem=_problem(error)) for error in errors]
+    details = [
+        ErrorDetail(field=field_path(error.get("loc", ())), problem=_problem(error))
+        for error in errors[:MAX_ERROR_DETAILS]
+    ]
     summary = "; ".join(f"{detail.field}: {detail.problem}" for detail in details[:5])
-    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    if len(errors) > MAX_ERROR_DETAILS:
+        details.append(
+            ErrorDetail(field="<body>", problem=f"{len(errors) - MAX_ERROR_DETAILS} more problems not listed")
+        )
     return InvalidRequest(f"invalid request: {summary}{more}", details=details)
 
 

@@ -1,8 +1,9 @@
 """Readiness, admission and graceful shutdown.
 
-On SIGTERM the service stops admitting (new POST /classify get 503 and /readyz turns 503), waits
-until every admitted request has been answered (at most ``drain_timeout_s``), and only then lets
-uvicorn close its sockets and run the lifespan shutdown. Kubernetes sends SIGTERM when it removes
+On SIGTERM the service stops admitting (new POST /classify get 503 and /readyz turns 503), closes
+with 408 the requests whose body is still arriving, waits until every admitted request has been
+answered, and only then lets uvicorn close its sockets and run the lifespan shutdown; the drain and
+uvicorn's own wait share one deadline, ``drain_timeout_s``. Kubernetes sends SIGTERM when it removes
 a pod; the 503s make clients (and the endpoint controller) move to other replicas.
 """
 
@@ -28,9 +29,15 @@ class Lifecycle:
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._drain_started = asyncio.Event()
 
     def begin_drain(self) -> None:
         self.draining = True
+        self._drain_started.set()
+
+    async def drain_started(self) -> None:
+        """Returns once the drain has begun (at once if it has)."""
+        await self._drain_started.wait()
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -84,6 +91,8 @@ class DrainingServer(uvicorn.Server):
         self._drain_task = self._loop.create_task(self._drain_then_exit(sig, frame))
 
     async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        assert self._loop is not None
+        deadline = self._loop.time() + self.drain_timeout_s
         if await self.lifecycle.wait_idle(self.drain_timeout_s):
             logger.info("drained: every admitted request answered; shutting down")
         else:
@@ -92,4 +101,7 @@ class DrainingServer(uvicorn.Server):
                 self.drain_timeout_s,
                 self.lifecycle.in_flight,
             )
+        # One budget for the whole shutdown: uvicorn's wait for open connections gets what the drain left
+        # (at least 1 s), so SIGTERM -> exit stays within drain_timeout_s + 1 s + the lifespan shutdown.
+        self.config.timeout_graceful_shutdown = max(1.0, deadline - self._loop.time())  # type: ignore[assignment]
         super().handle_exit(sig, frame)

@@ -3,7 +3,8 @@
 The guard runs before any JSON parsing, in this order: shutting down (503) -> bearer token
 (401) -> body size (413, from Content-Length when sent, else counted while streaming). Only then is
 the request admitted (counted in flight, which graceful shutdown waits for) and its buffered body
-handed to the application.
+handed to the application. The body must arrive within ``body_timeout_s``, and a body still arriving
+when the drain starts is not waited for: both get 408 and the connection is closed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from typing import TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import BodyTooLarge, ClientClosedRequest, ServiceError, ShuttingDown, Unauthorized, error_response
+from service.errors import (
+    BodyTooLarge,
+    ClientClosedRequest,
+    RequestTimeout,
+    ServiceError,
+    ShuttingDown,
+    Unauthorized,
+    error_response,
+)
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 
@@ -75,6 +84,8 @@ class GuardMiddleware:
         max_body_bytes: int,
         bearer_token: str | None,
         protected: Collection[str],
+        authenticated: Collection[str] | None = None,
+        body_timeout_s: float | None = None,
     ) -> None:
         self.app = app
         self.lifecycle = lifecycle
@@ -82,6 +93,9 @@ class GuardMiddleware:
         self.max_body_bytes = max_body_bytes
         self._token = bearer_token.encode("utf-8") if bearer_token is not None else None
         self.protected = frozenset(protected)
+        # Paths that need the token: the protected ones, plus any only read (metadata, docs).
+        self.authenticated = self.protected | frozenset(authenticated or ())
+        self.body_timeout_s = body_timeout_s
 
     async def _reject(self, error: ServiceError, scope: Scope, receive: Receive, send: Send) -> None:
         self.metrics.rejections.labels(error.code).inc()
@@ -90,7 +104,10 @@ class GuardMiddleware:
     def _authorised(self, scope: Scope) -> bool:
         if self._token is None:
             return True
-        header = dict(scope["headers"]).get(b"authorization", b"")
+        values = [value for name, value in scope["headers"] if name == b"authorization"]
+        if len(values) > 1:
+            return False  # which one a proxy or the app would read differs: refuse rather than guess
+        header = values[0] if values else b""
         scheme, _, token = header.partition(b" ")
         # compare_digest on every path (also a wrong scheme) so timing says nothing about the token.
         matches = hmac.compare_digest(token.strip(), self._token)
@@ -104,7 +121,7 @@ class GuardMiddleware:
         if guarded and self.lifecycle.draining:
             await self._reject(ShuttingDown(), scope, receive, send)
             return
-        if guarded and not self._authorised(scope):
+        if scope["path"] in self.authenticated and not self._authorised(scope):
             await self._reject(Unauthorized(), scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -116,8 +133,12 @@ class GuardMiddleware:
             self.metrics.in_flight.inc()
         try:
             body = bytearray()
+            deadline = None if self.body_timeout_s is None else asyncio.get_running_loop().time() + self.body_timeout_s
             while True:
-                message = await receive()
+                message = await self._receive_body(receive, deadline)
+                if isinstance(message, RequestTimeout):
+                    await self._reject(message, scope, receive, send)
+                    return
                 if message["type"] == "http.disconnect":
                     return  # the client left while sending; nobody to answer
                 body.extend(message.get("body", b""))
@@ -131,6 +152,26 @@ class GuardMiddleware:
             if guarded:
                 self.lifecycle.leave()
                 self.metrics.in_flight.dec()
+
+    async def _receive_body(self, receive: Receive, deadline: float | None) -> Message | RequestTimeout:
+        """The next message of the body, or the 408 to answer when the deadline passed or a drain began first.
+
+        A message already buffered by the server is returned even when draining: only a body that is still
+        in transit is not waited for.
+        """
+        pending = asyncio.ensure_future(receive())
+        drain = asyncio.ensure_future(self.lifecycle.drain_started())
+        timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            await asyncio.wait({pending, drain}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drain.cancel()
+        if pending.done():
+            return pending.result()
+        pending.cancel()
+        if self.lifecycle.draining:
+            return RequestTimeout("the service began shutting down before the request body arrived; retry")
+        return RequestTimeout(f"the request body did not arrive within {self.body_timeout_s:g} s")
 
     def _too_large(self, declared: int | None) -> BodyTooLarge:
         size = f"{declared} bytes" if declared is not None else "more"

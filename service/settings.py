@@ -72,6 +72,30 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, longest wait for admitted requests to finish before exiting."
     )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest time to receive a request's body once its headers are in; a slower upload gets 408 "
+        "and its connection is closed (so does one still uploading when a drain starts).",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Longest time from a request's first byte to the end of its headers (408, closed)."
+    )
+    max_header_count: int = Field(100, ge=10, le=10_000, description="Most headers in one request (431, closed).")
+    max_header_bytes: int = Field(
+        32_768, ge=4096, description="Largest request line plus headers, in bytes (431, closed)."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Most open HTTP connections; one more is answered 503 and closed at once (keep it below the "
+        "process's file-descriptor limit, ulimit -n).",
+    )
+    auth_covers_metadata: bool = Field(
+        True,
+        description="With a bearer token set, also require it on /v1/models, /docs and /openapi.json; "
+        "/healthz, /readyz and /metrics stay open.",
+    )
     keep_alive_s: int = Field(
         75,
         ge=1,

@@ -4,6 +4,9 @@ Layout of ``--output``::
 
     _run.json                                    the run's parameters; a later run must match them
     _manifests/shard-00003-of-00016.json         written when shard 3 has finished (rows, labels, parts)
+    _rejects/<input key>/chunk-000012.jsonl      with --on-bad-rows skip: the bad rows of chunk 12, one JSON
+                                                 object each (source, row, line, problem, raw), written before
+                                                 its part, so a finished part always has its rejects
     <input key>/chunk-000012.parquet             the results of chunk 12 of that input file
 
 Each part is written to a hidden temporary name in its folder, flushed to disk and renamed over its final name
@@ -15,6 +18,7 @@ Parquet dataset readers (``pyarrow.dataset``, pandas, Spark, DuckDB), so ``--out
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -30,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 RUN_FILE = "_run.json"
 MANIFEST_DIR = "_manifests"
+REJECTS_DIR = "_rejects"
 PART_PATTERN = re.compile(r"^chunk-(\d{6,})\.parquet$")
 TEMP_PATTERN = re.compile(r"^\.chunk-(\d{6,})\.parquet\.[0-9a-f]+\.tmp$")
 # Keys of the Parquet footer metadata of every part, checked before a part is trusted on resume.
@@ -80,6 +85,7 @@ class RunRecord(BaseModel):
     information_threshold: float
     routed_labels: list[str]
     models: dict[str, str] = Field(description="Bundle name -> version.")
+    on_bad_rows: str = Field("fail", description="fail: a bad row stops the run; skip: it goes to _rejects/.")
 
 
 class PartRecord(BaseModel):
@@ -96,6 +102,9 @@ class ShardManifest(BaseModel):
     run: RunRecord
     rows: int = Field(description="Input rows of this shard (= output rows).")
     empty_texts: int = Field(description="Rows with a null or blank text: in the output with a null label.")
+    rejected_rows: int = Field(
+        0, description="Bad rows skipped (--on-bad-rows skip): null text and label in the output, listed in _rejects/."
+    )
     label_counts: dict[str, int]
     parts: list[PartRecord]
     resumed_parts: int = Field(description="Parts found finished from an earlier run and kept.")
@@ -106,6 +115,32 @@ class ShardManifest(BaseModel):
 
 def part_path(output_dir: Path, source: str, chunk_index: int) -> Path:
     return output_dir / source / f"chunk-{chunk_index:06d}.parquet"
+
+
+def rejects_path(output_dir: Path, source: str, chunk_index: int) -> Path:
+    return output_dir / REJECTS_DIR / source / f"chunk-{chunk_index:06d}.jsonl"
+
+
+def write_rejects(path: Path, source: str, rejects: list[Any]) -> None:
+    """The skipped rows of one chunk (``inputs.Reject``), one JSON object per line."""
+    lines = [
+        json.dumps(
+            {"source": source, "row": r.row, "line": r.line, "problem": r.problem, "raw": r.raw}, ensure_ascii=False
+        )
+        for r in rejects
+    ]
+    _write_atomically(path, lambda temporary: temporary.write_text("".join(f"{line}\n" for line in lines), "utf-8"))
+
+
+def count_rejects(output_dir: Path, parts: list[PartRecord]) -> int:
+    """Rejected rows of these parts, read back from their rejects files."""
+    total = 0
+    for part in parts:
+        path = rejects_path(output_dir, part.source, part.chunk)
+        if path.is_file():
+            with path.open("rb") as handle:
+                total += sum(1 for line in handle if line.strip())
+    return total
 
 
 def manifest_path(output_dir: Path, shard_index: int, num_shards: int) -> Path:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from service.bulk.inputs import Chunk, ChunkReader, InputFile
+from service.bulk.inputs import Chunk, ChunkReader, InputFile, OnBadRows
 from service.bulk.output import (
     OUTPUT_SCHEMA,
     InputRecord,
@@ -31,11 +31,14 @@ from service.bulk.output import (
     RunRecord,
     ShardManifest,
     claim_run,
+    count_rejects,
     existing_parts,
     part_path,
+    rejects_path,
     remove_stale_temporaries,
     write_manifest,
     write_part,
+    write_rejects,
 )
 from service.bulk.shards import check_shard, shard_of
 from service.routing import Decision, Router
@@ -62,6 +65,7 @@ class BulkOptions:
     information_threshold: float | None = None
     comments_per_call: int = 128
     calls_in_flight: int = CALLS_IN_FLIGHT
+    on_bad_rows: OnBadRows = "fail"
 
 
 def bulk_settings(settings: Settings) -> tuple[Settings, int]:
@@ -217,6 +221,7 @@ async def run_shard(
         information_threshold=threshold,
         routed_labels=sorted(router.policy.routed_labels),
         models=router.versions,
+        on_bad_rows=options.on_bad_rows,
     )
     await asyncio.to_thread(claim_run, output_dir, run)
     emotion_version, information_version = router.versions.values()  # emotion first, as the router runs them
@@ -231,7 +236,11 @@ async def run_shard(
         resumed += len(done)
         advance(sum(part.rows for part in done.values()))
         reader = ChunkReader(
-            file, chunk_rows=options.chunk_rows, text_column=options.text_column, id_column=options.id_column
+            file,
+            chunk_rows=options.chunk_rows,
+            text_column=options.text_column,
+            id_column=options.id_column,
+            on_bad_rows=options.on_bad_rows,
         )
 
         def wanted(index: int, owned: Callable[[int], bool] = owned, done: frozenset[int] = frozenset(done)) -> bool:
@@ -252,6 +261,9 @@ async def run_shard(
             advance(chunk.rows - len(texts))
             table = results_table(chunk, dict(zip(texts, decisions, strict=True)), source=file.key, versions=versions)
             path = part_path(output_dir, file.key, chunk.index)
+            if chunk.rejects:  # before the part: a finished part always has its rejects on disk
+                rejects = rejects_path(output_dir, file.key, chunk.index)
+                await asyncio.to_thread(write_rejects, rejects, file.key, chunk.rejects)
             await asyncio.to_thread(
                 write_part, path, table, source=file.key, chunk_index=chunk.index, start_row=chunk.start_row
             )
@@ -261,12 +273,14 @@ async def run_shard(
         all_parts.extend(parts)
 
     rows, empty, labels = await asyncio.to_thread(_count, output_dir, all_parts)
+    rejected = await asyncio.to_thread(count_rejects, output_dir, all_parts)
     manifest = ShardManifest(
         shard_index=options.shard_index,
         num_shards=options.num_shards,
         run=run,
         rows=rows,
-        empty_texts=empty,
+        empty_texts=empty - rejected,
+        rejected_rows=rejected,
         label_counts=labels,
         parts=all_parts,
         resumed_parts=resumed,

@@ -44,6 +44,13 @@ def register(subparsers: Any) -> None:
         help=f"this shard, 0..num-shards-1 (default: ${JOB_INDEX_ENV}, set by an Indexed Job; else 0)",
     )
     parser.add_argument("--num-shards", type=int, default=1, help="shards the input is split into (1)")
+    parser.add_argument(
+        "--on-bad-rows",
+        choices=["fail", "skip"],
+        default="fail",
+        help="a row that cannot be read (invalid UTF-8, bad JSON, wrong type): fail (default) stops naming its line; "
+        "skip writes it to <output>/_rejects/ with its line number and counts it (null label in the output)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default="info")
     parser.set_defaults(handler=run)
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode,
         information_threshold=args.information_threshold,
         comments_per_call=comments_per_call,
+        on_bad_rows=args.on_bad_rows,
     )
 
     async def classify() -> Any:
@@ -128,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     labels = ", ".join(f"{label} {count}" for label, count in manifest.label_counts.items())
     print(
-        f"shard {shard_index} of {args.num_shards}: {manifest.rows} rows ({manifest.empty_texts} with no text) in "
+        f"shard {shard_index} of {args.num_shards}: {manifest.rows} rows ({manifest.empty_texts} with no text, "
+        f"{manifest.rejected_rows} bad rows skipped to {args.output / '_rejects'}) in "
         f"{len(manifest.parts)} parts ({manifest.resumed_parts} kept from an earlier run, {manifest.written_parts} "
         f"written) in {manifest.elapsed_s:.1f} s; labels: {labels or 'none'}"
     )

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from service.app import create_app
     from service.lifecycle import DrainingServer
+    from service.limits import LimitedHttpProtocol
     from service.settings import SettingsError, load_settings
 
     overrides = {
@@ -55,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        # After the drain, connections still open (keep-alive, late 503s) get this long to finish.
+        # After the drain, connections still open (keep-alive, late 503s) get what is left of the drain deadline
+        # (DrainingServer sets it); this value only applies to a shutdown without a drain (SIGINT).
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),
+        http=LimitedHttpProtocol.configured(settings),
         access_log=settings.log_level == "debug",
         timeout_keep_alive=settings.keep_alive_s,
     )

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,23 +26,17 @@ class Server:
     pid: int
 
 
-@pytest.fixture
-def server(tiny_models_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    """danmaku-serve on a free port with the tiny bundles, a bearer token and a small queue."""
+@contextmanager
+def running_server(models_dir: Path, tmp_path: Path, **environment: str) -> Iterator[Server]:
+    """danmaku-serve on a free port with the given bundles, a bearer token and ``environment`` (DANMAKU_*)."""
     port = free_port()
     token = tmp_path / "token"
     token.write_text("load-test-token\n", encoding="utf-8")
-    env = {
-        **os.environ,
-        "DANMAKU_WARMUP_RUNS": "0",
-        "DANMAKU_AUTH_TOKEN_FILE": str(token),
-        "DANMAKU_MAX_COMMENTS_PER_REQUEST": "64",
-        "DANMAKU_MAX_QUEUE_SIZE": "96",  # bursts of 8 users x up to 64 comments overflow it: 429s happen
-    }
+    env = {**os.environ, "DANMAKU_WARMUP_RUNS": "0", "DANMAKU_AUTH_TOKEN_FILE": str(token), **environment}
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "--port", str(port), "--models-dir", str(tiny_models_dir)],
+            [sys.executable, "-m", "service.cli", "--port", str(port), "--models-dir", str(models_dir)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -62,3 +57,15 @@ def server(tiny_models_dir: Path, tmp_path: Path) -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(60)
+
+
+@pytest.fixture
+def server(tiny_models_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    """danmaku-serve on a free port with the tiny bundles, a bearer token and a small queue."""
+    with running_server(
+        tiny_models_dir,
+        tmp_path,
+        DANMAKU_MAX_COMMENTS_PER_REQUEST="64",
+        DANMAKU_MAX_QUEUE_SIZE="96",  # bursts of 8 users x up to 64 comments overflow it: 429s happen
+    ) as running:
+        yield running

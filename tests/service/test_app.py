@@ -449,8 +449,9 @@ async def test_openapi_documents_the_limits_errors_and_auth(tiny_models_dir: Pat
         models_dir=tiny_models_dir, max_comments_per_request=7, max_text_chars=42, auth_token="t", warmup_runs=0
     )
     async with serving(settings) as (_, client):
-        schema = (await client.get("/openapi.json")).json()
-        docs = await client.get("/docs")
+        # With a token, the schema and docs need it too (DANMAKU_AUTH_COVERS_METADATA, on by default).
+        schema = (await client.get("/openapi.json", headers={"Authorization": "Bearer t"})).json()
+        docs = await client.get("/docs", headers={"Authorization": "Bearer t"})
     components = schema["components"]["schemas"]
     assert components["ClassifyRequest"]["properties"]["comments"]["maxItems"] == 7
     assert components["Comment"]["properties"]["text"]["maxLength"] == 42

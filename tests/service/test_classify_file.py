@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -172,3 +173,42 @@ def test_the_indexed_job_arguments_are_the_commands() -> None:
     assert parsed.handler.__module__ == "service.commands.classify_file"
     assert (parsed.shard_index, parsed.num_shards) == ("7", job["spec"]["completions"])
     assert parsed.models_dir == Path("/models") and parsed.chunk_rows >= 1
+
+
+def write_jsonl_with_bad_rows(path: Path, count: int, bad: set[int]) -> None:
+    lines = [
+        b'{"cid": %d, "text": "%s%s"}' % (n, f"好听 {n}".encode(), b"\xff" if n in bad else b"")
+        for n in range(1, count + 1)
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_one_bad_byte_fails_naming_the_line_unless_bad_rows_are_skipped(
+    tiny_models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DANMAKU_WARMUP_RUNS", "0")
+    source = tmp_path / "in.jsonl"
+    write_jsonl_with_bad_rows(source, 300, {250, 7})
+    assert cli.main(command(tiny_models_dir, source, tmp_path / "failed", "--chunk-rows=100")[3:]) == 2
+    assert re.search(r"in\.jsonl:7: invalid UTF-8 byte 0xff", capsys.readouterr().err)
+
+    out = tmp_path / "out"
+    arguments = command(tiny_models_dir, source, out, "--chunk-rows=100", "--on-bad-rows=skip")[3:]
+    assert cli.main(arguments) == 0
+    assert "2 bad rows skipped" in capsys.readouterr().out
+    manifest = json.loads(next((out / "_manifests").glob("*.json")).read_text(encoding="utf-8"))
+    assert manifest["rejected_rows"] == 2 and manifest["rows"] == 300 and manifest["empty_texts"] == 0
+    assert manifest["run"]["on_bad_rows"] == "skip"
+    rejects = [
+        json.loads(line)
+        for path in sorted((out / "_rejects" / "in.jsonl").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert [(r["line"], r["row"]) for r in rejects] == [(7, 6), (250, 249)]
+    assert all("invalid UTF-8 byte 0xff" in r["problem"] and r["raw"].endswith('\\xff"}') for r in rejects)
+    table = ds.dataset(out, format="parquet").to_table().sort_by("row")
+    assert table.num_rows == 300
+    assert table.column("label").null_count == 2 and table.column("text")[249].as_py() is None
+    # A second run resumes every part and counts the same rejects.
+    assert cli.main(arguments) == 0
+    assert "2 bad rows skipped" in capsys.readouterr().out

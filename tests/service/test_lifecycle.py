@@ -102,7 +102,8 @@ async def test_sigterm_under_load_finishes_every_admitted_request(tiny_models_di
 
             await _until(some_load_served)
 
-            # Pause the load, then open a request whose body arrives slowly: admitted, it holds the drain open.
+            # Pause the load, then open a request whose body arrives slowly: admitted, but the drain does not wait
+            # for a body still in transit (issue 9: one stalled upload held shutdown for 60 s): it gets 408.
             running.clear()
 
             async def load_idle() -> bool:
@@ -146,8 +147,6 @@ async def test_sigterm_under_load_finishes_every_admitted_request(tiny_models_di
             await asyncio.wait_for(asyncio.gather(*workers), GUARD_S)
             burst_responses = await asyncio.wait_for(asyncio.gather(*burst), GUARD_S)
 
-            writer.write(body[10:])
-            await writer.drain()
             slow_response = (await asyncio.wait_for(reader.read(), GUARD_S)).decode()
             writer.close()
 
@@ -161,8 +160,8 @@ async def test_sigterm_under_load_finishes_every_admitted_request(tiny_models_di
     assert probe.status_code == 503 and probe.json()["error"]["code"] == "shutting_down"
     assert [response.status_code for response in burst_responses] == [200] * 20, [r.text for r in burst_responses]
     assert [response.json()["results"][0]["id"] for response in burst_responses] == [f"b{n}" for n in range(20)]
-    assert slow_response.startswith("HTTP/1.1 200"), slow_response + log_text
-    assert '"id":"slow"' in slow_response
+    assert slow_response.startswith("HTTP/1.1 408"), slow_response + log_text
+    assert '"code":"request_timeout"' in slow_response and "connection: close" in slow_response
     # Every load request got a full, correct answer or a clean 503; none was cut off.
     assert outcomes.count("ok") >= 20
     assert set(outcomes) <= {"ok", "503"}, [outcome for outcome in outcomes if outcome not in ("ok", "503")]

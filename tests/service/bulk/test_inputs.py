@@ -195,3 +195,58 @@ def test_a_csv_row_with_too_many_fields_is_reported(tmp_path: Path) -> None:
     reader = ChunkReader(InputFile(path, "in.csv", "csv", 0), chunk_rows=10, text_column="text", id_column=None)
     with pytest.raises(InputError, match="CSV parse error"):
         list(reader.chunks(lambda index: True))
+
+
+def _lines_with_bad_bytes(count: int, bad: set[int]) -> bytes:
+    """JSONL of ``count`` rows; the rows whose 1-based number is in ``bad`` carry an invalid UTF-8 byte."""
+    lines = []
+    for number in range(1, count + 1):
+        text = f"评论 {number}".encode()
+        lines.append(b'{"cid": %d, "text": "%s%s"}' % (number, text, b"\xff" if number in bad else b""))
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("name", ["in.jsonl", "in.jsonl.gz"])
+def test_invalid_utf8_in_one_jsonl_line_names_the_line(tmp_path: Path, name: str) -> None:
+    data = _lines_with_bad_bytes(3000, {2500})
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    reader = ChunkReader(discover_inputs(path)[0], chunk_rows=1000, text_column="text", id_column="cid")
+    with pytest.raises(InputError, match=r"in\.jsonl(\.gz)?:2500: invalid UTF-8 byte 0xff"):
+        list(reader.chunks(lambda index: True))
+
+
+def test_invalid_utf8_in_one_csv_text_names_the_data_row(tmp_path: Path) -> None:
+    rows = [b"cid,text"] + [b"%d,ok %d%s" % (n, n, b"\xfe" if n == 2500 else b"") for n in range(1, 3001)]
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    reader = ChunkReader(discover_inputs(path)[0], chunk_rows=1000, text_column="text", id_column="cid")
+    with pytest.raises(InputError, match=r"in\.csv: data row 2500: invalid UTF-8 byte 0xfe"):
+        list(reader.chunks(lambda index: True))
+
+
+@pytest.mark.parametrize("name", ["in.jsonl", "in.csv"])
+def test_skipped_bad_rows_keep_their_place_and_are_handed_over(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    if name.endswith(".jsonl"):
+        data = _lines_with_bad_bytes(30, {5, 25})
+        data = data.replace(b'{"cid": 12, "text": "\xe8\xaf\x84\xe8\xae\xba 12"}', b"{broken")
+        path.write_bytes(data)
+        bad = {4: 5, 11: 12, 24: 25}  # row -> line
+    else:
+        rows = [b"cid,text"] + [b"%d,ok %d%s" % (n, n, b"\xfe" if n in (5, 25) else b"") for n in range(1, 31)]
+        path.write_bytes(b"\n".join(rows) + b"\n")
+        bad = {4: None, 24: None}
+    reader = ChunkReader(
+        discover_inputs(path)[0], chunk_rows=10, text_column="text", id_column="cid", on_bad_rows="skip"
+    )
+    chunks = list(reader.chunks(lambda index: True))
+    assert [chunk.rows for chunk in chunks] == [10, 10, 10] and reader.total_rows == 30
+    rejects = [reject for chunk in chunks for reject in chunk.rejects]
+    assert {reject.row: reject.line for reject in rejects} == bad
+    texts = [text for chunk in chunks for text in chunk.texts]
+    ids = [cid for chunk in chunks for cid in chunk.ids]
+    for row in bad:
+        assert texts[row] is None and ids[row] is None
+    assert texts[0] is not None and texts[29] is not None
+    assert all(reject.raw for reject in rejects)
