@@ -107,7 +107,14 @@ class ServerResult:
 
 
 def build_models(
-    directory: Path, texts: list[str], *, hidden_size: int, layers: int, int8: bool, heads: int = 12
+    directory: Path,
+    texts: list[str],
+    *,
+    hidden_size: int,
+    layers: int,
+    int8: bool,
+    heads: int = 12,
+    onnx_checkpoint: bool = False,
 ) -> tuple[Path, Path]:
     """Random-weight encoder -> our two bundles (+ int8 variants) and one HF sequence classifier.
 
@@ -194,7 +201,33 @@ def build_models(
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config.update(tokenizer_class="PreTrainedTokenizerFast", model_max_length=64)
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    if onnx_checkpoint:
+        try:
+            export_classifier_onnx(classifier, tokenizer, checkpoint, parity)
+        except Exception as exc:  # only Infinity's optimum row needs it; that row then reports the failure
+            print(f"ONNX export of the peers' checkpoint failed: {type(exc).__name__}: {exc}", flush=True)
     return models, checkpoint
+
+
+def export_classifier_onnx(classifier: Any, tokenizer: Any, checkpoint: Path, texts: list[str]) -> Path:
+    """The checkpoint plus its ``model.onnx`` (output ``logits``): what Infinity's optimum engine loads."""
+    import torch
+
+    from training.export.onnx_bundle import _export_onnx
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+            return self.model(**inputs).logits
+
+    target = checkpoint.with_name(checkpoint.name + "-onnx")
+    shutil.copytree(checkpoint, target, dirs_exist_ok=True)
+    example = dict(tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt"))
+    _export_onnx(Logits(classifier.eval()), example, target / "model.onnx", ["logits"])
+    return target
 
 
 # ---------------------------------------------------------------- servers
@@ -260,7 +293,7 @@ def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Se
                     "infinity_emb.cli",
                     "v2",
                     "--model-id",
-                    str(checkpoint),
+                    str(checkpoint.with_name(checkpoint.name + "-onnx") if engine == "optimum" else checkpoint),
                     "--served-model-name",
                     "danmaku",
                     "--engine",
@@ -272,6 +305,8 @@ def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Se
                     "--host",
                     "127.0.0.1",
                     "--no-model-warmup",
+                    "--log-level",
+                    "warning",
                 ],
                 env={**thread_env(args.threads), "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"},
                 ready_path="/health",
@@ -512,14 +547,21 @@ def main() -> int:
     try:
         started = time.perf_counter()
         # A kept --workdir is reused when it was built for the same shape and texts (development runs).
-        shape = f"hidden {args.hidden_size} layers {args.layers} texts {source} int8 {args.int8}"
+        shape = (
+            f"hidden {args.hidden_size} layers {args.layers} texts {source} int8 {args.int8} {args.infinity_optimum}"
+        )
         marker = workdir / "built.txt"
         if marker.is_file() and marker.read_text() == shape:
             models, checkpoint = workdir / "models", workdir / "hf-classifier"
             print(f"reusing bundles and checkpoint under {workdir}", flush=True)
         else:
             models, checkpoint = build_models(
-                workdir, texts, hidden_size=args.hidden_size, layers=args.layers, int8=args.int8
+                workdir,
+                texts,
+                hidden_size=args.hidden_size,
+                layers=args.layers,
+                int8=args.int8,
+                onnx_checkpoint=args.infinity_optimum,
             )
             marker.write_text(shape)
             print(f"built bundles and checkpoint in {time.perf_counter() - started:.0f} s under {workdir}", flush=True)

@@ -10,8 +10,7 @@ POST /classify {"texts": ["...", ...]} -> {"results": [{"label": ..., "score": .
 Needs torch, transformers, fastapi and uvicorn (the ``bench`` extra).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI must see the request model defined inside main().
 import argparse
 import threading
 from typing import Any
