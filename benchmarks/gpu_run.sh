@@ -8,11 +8,15 @@
 #   echo /.whl/ >> .git/info/exclude    # (already in .gitignore)
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#       -d .whl fastapi starlette uvicorn h11 click pydantic pydantic-core pydantic-settings python-dotenv \
-#       annotated-types typing-inspection prometheus-client
+#       -d .whl fastapi starlette uvicorn click pydantic pydantic-core pydantic-settings python-dotenv \
+#       annotated-types typing-inspection typing-extensions opentelemetry-api   # ~3.5 MB; their Requires-Dist checked
 #   # onnxruntime-gpu for CUDA EP / TensorRT EP: its wheel is ~300 MB, over the 64 MiB a call carries;
 #   # without it the ORT CUDA rows are recorded as skipped and the PyTorch rows still measure the GPU.
-#   mkdir -p .bench-data && python3 -c "..."   # optional: a 5,000-row sample of real danmaku, see below
+#   # optional, real danmaku instead of generated texts (../shared/data does not travel): a 5,000-row sample
+#   mkdir -p .bench-data && python3 -c "import csv, gzip, itertools
+#   rows = csv.DictReader(gzip.open('../shared/data/danmaku/dd_center_vtuber.csv.gz', 'rt', encoding='utf-8'))
+#   out = csv.writer(gzip.open('.bench-data/danmaku-sample.csv.gz', 'wt', encoding='utf-8', newline=''))
+#   out.writerow(['text']); [out.writerow([row['text']]) for row in itertools.islice(rows, 5000)]"
 #
 # and run with the device tool:  run(command="bash benchmarks/gpu_run.sh", carry=[".whl", ".bench-data"],
 # timeout_s=600). Each step is time-bounded; a failing step is recorded in summary.txt and the run goes
