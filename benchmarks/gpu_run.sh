@@ -75,6 +75,7 @@ fi
 
 # 3. A BERT-base-sized encoder (12 layers, hidden 768, FFN 3072, 12 heads, random weights): our two
 #    bundles, their fp16 copies, and the same network as a Hugging Face checkpoint.
+BUILT=0
 step build 240 $PY - "$WORK" <<'PYTHON'
 import sys
 from pathlib import Path
@@ -93,6 +94,12 @@ for name in ("emotion", "information"):
     print("fp16 bundle", copy.directory)
 print("built", models, checkpoint, "texts:", source)
 PYTHON
+[ $? -eq 0 ] && BUILT=1
+if [ $BUILT -eq 0 ]; then
+    echo "no bundles: the steps below are skipped" | tee -a "$SUMMARY"
+    rm -rf "$WORK"
+    exit 0
+fi
 
 # 4. Offline through ONNX Runtime: CPU / CUDA fp32 / CUDA fp16 / TensorRT fp16 on the emotion bundle.
 step gpu_inference 200 $PY benchmarks/gpu_inference.py --bundle "$WORK/models/emotion" \
@@ -115,7 +122,7 @@ for precision in fp32 fp16; do
         echo "### HTTP, $precision bundles, CUDA"
     } >>"$OUT/http.txt"
     DANMAKU_EXECUTION_PROVIDER=cuda DANMAKU_EMOTION_BUNDLE=emotion$suffix DANMAKU_INFORMATION_BUNDLE=information$suffix \
-        step "http-$precision" 150 bash -c "$PY benchmarks/serving_throughput.py --models-dir '$WORK/models' \
+        step "http-$precision" 150 bash -c "set -o pipefail; $PY benchmarks/serving_throughput.py --models-dir '$WORK/models' \
         --clients 64 --comments-per-request 8 --duration 15 --warmup 5 --max-batch-size 256 --max-wait-ms 2 \
         --max-length 64 | tee -a '$OUT/http.txt'"
 done
