@@ -238,16 +238,26 @@ def thread_env(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": value, "MKL_NUM_THREADS": value, "TOKENIZERS_PARALLELISM": "false"}
 
 
-def peer_missing(python: str, module: str) -> str | None:
-    """None when ``module`` imports under ``python``, else why not (the last line of the error)."""
+def peer_missing(python: str, *packages: str) -> str | None:
+    """None when every package is installed for ``python``, else which are not.
+
+    ``find_spec`` on top-level names: it imports nothing (importing torch takes a minute on a busy
+    2-core machine); a package that is installed but broken shows up as the server failing to start,
+    with its log's last lines.
+    """
+    probe = (
+        "import importlib.util, sys; "
+        f"missing = [name for name in {list(packages)!r} if importlib.util.find_spec(name) is None]; "
+        "print(' '.join(missing)); sys.exit(1 if missing else 0)"
+    )
     try:
-        done = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{python}: {exc}"
     if done.returncode == 0:
         return None
-    last = (done.stderr.strip().splitlines() or ["import failed"])[-1]
-    return f"`import {module}` fails under {python} ({last}); install the `bench` extra"
+    missing = done.stdout.strip() or done.stderr.strip()[-200:]
+    return f"not installed for {python}: {missing} (install the `bench` extra, see docs/PERFORMANCE.md)"
 
 
 def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Server]:
@@ -280,10 +290,10 @@ def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Se
         )
 
     python = args.peer_python
-    infinity_missing = peer_missing(python, "infinity_emb.infinity_server")
+    infinity_missing = peer_missing(python, "infinity_emb", "torch", "fastapi", "uvicorn")
     engines = ["torch", "optimum"] if args.infinity_optimum else ["torch"]
     for engine in engines:
-        missing = infinity_missing or (peer_missing(python, "optimum.onnxruntime") if engine == "optimum" else None)
+        missing = infinity_missing or (peer_missing(python, "optimum", "onnxruntime") if engine == "optimum" else None)
         listed.append(
             Server(
                 name=f"Infinity ({engine} engine, one model)",
@@ -332,7 +342,7 @@ def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Se
             ready_path="/health",
             classify_path="/classify",
             body=lambda texts: {"texts": texts},
-            skip_reason=peer_missing(python, "transformers, fastapi, uvicorn, torch"),
+            skip_reason=peer_missing(python, "transformers", "torch", "fastapi", "uvicorn"),
         )
     )
     return listed
@@ -478,21 +488,7 @@ def print_report(results: list[ServerResult], scenarios: list[Scenario], args: a
     print(header)
     print("-" * len(header))
     for result in results:
-        if result.note and not result.by_scenario:
-            print(f"{result.server:<{width}}  {result.note}")
-            continue
-        for scenario in scenarios:
-            row = result.by_scenario.get(scenario.name)
-            if row is None:
-                continue
-            print(
-                f"{result.server:<{width}}{scenario.name:>9}{row.comments_per_s:>12.1f}"
-                f"{percentile(row.latencies_ms, 50):>9.1f}{percentile(row.latencies_ms, 95):>9.1f}"
-                f"{percentile(row.latencies_ms, 99):>9.1f}{row.errors:>8d}"
-            )
-        print(f"{'':<{width}}  load average before / after: {result.load_before} / {result.load_after}")
-        if result.note:
-            print(f"{'':<{width}}  {result.note}")
+        print_rows(result, scenarios, width)
 
     ours = next((result for result in results if result.server.startswith("ours fp32")), None)
     peers = [result for result in results if result is not ours and result.by_scenario]
@@ -507,6 +503,25 @@ def print_report(results: list[ServerResult], scenarios: list[Scenario], args: a
             ok = mine and theirs and theirs.comments_per_s > 0
             cells.append(f"{mine.comments_per_s / theirs.comments_per_s:>8.2f}x" if ok else f"{'-':>9}")  # type: ignore[union-attr]
         print(f"{peer.server:<{width}}" + "".join(cells))
+
+
+def print_rows(result: ServerResult, scenarios: list[Scenario], width: int) -> None:
+    if result.note and not result.by_scenario:
+        print(f"{result.server:<{width}}  {result.note}", flush=True)
+        return
+    for scenario in scenarios:
+        row = result.by_scenario.get(scenario.name)
+        if row is None:
+            continue
+        print(
+            f"{result.server:<{width}}{scenario.name:>9}{row.comments_per_s:>12.1f}"
+            f"{percentile(row.latencies_ms, 50):>9.1f}{percentile(row.latencies_ms, 95):>9.1f}"
+            f"{percentile(row.latencies_ms, 99):>9.1f}{row.errors:>8d}"
+        )
+    print(f"{'':<{width}}  load average before / after: {result.load_before} / {result.load_after}")
+    if result.note:
+        print(f"{'':<{width}}  {result.note}")
+    sys.stdout.flush()
 
 
 def parse_scenarios(text: str) -> list[Scenario]:
@@ -573,6 +588,7 @@ def main() -> int:
             print(f"running {server.name} ...", flush=True)
             log_path = logs / f"{len(results)}-{server.name.split()[0].lower()}.log"
             results.append(run_server(server, scenarios, texts, args, log_path))
+            print_rows(results[-1], scenarios, width=48)  # as it comes: a long run shows its figures early
         note = (
             f"encoder: random weights, hidden {args.hidden_size}, {args.layers} layers, FFN {args.hidden_size * 4}; "
             f"texts: {source}"
