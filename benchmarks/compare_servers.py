@@ -85,6 +85,7 @@ class Server:
     classify_path: str
     body: Body
     skip_reason: str | None = None
+    cwd: Path = REPO
 
 
 @dataclass
@@ -303,7 +304,9 @@ def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Se
                     "infinity_emb.cli",
                     "v2",
                     "--model-id",
-                    str(checkpoint.with_name(checkpoint.name + "-onnx") if engine == "optimum" else checkpoint),
+                    # optimum: "." from inside the directory. Infinity 0.0.78 hands optimum the .onnx path
+                    # it globbed; optimum 2.x wants it relative to the model directory.
+                    "." if engine == "optimum" else str(checkpoint),
                     "--served-model-name",
                     "danmaku",
                     "--engine",
@@ -323,6 +326,7 @@ def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Se
                 classify_path="/classify",
                 body=lambda texts: {"model": "danmaku", "input": texts},
                 skip_reason=missing,
+                cwd=checkpoint.with_name(checkpoint.name + "-onnx") if engine == "optimum" else REPO,
             )
         )
     listed.append(
@@ -446,7 +450,7 @@ def run_server(
         process = subprocess.Popen(
             ["nice", "-n", str(args.nice), *command] if args.nice else command,
             env={**os.environ, **server.env},
-            cwd=REPO,
+            cwd=server.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopping it stops its workers too
