@@ -61,6 +61,7 @@ def release(
     tolerance: float = DEFAULT_TOLERANCE,
     min_support: int = 5,
     batch_size: int = 64,
+    int8_float_scopes: Sequence[str] = (),
 ) -> Release:
     """Export ``model_dir`` (a ``training.modeling.saved`` directory) as the bundle ``out_dir``."""
     from service.bundle import sha256_of
@@ -110,7 +111,15 @@ def release(
     result = Release(bundle=bundle)
     for precision in variants:
         target = out_dir.with_name(f"{out_dir.name}-{precision}")
-        variant = write_variant(bundle, precision, target, model=model, tokenizer=tokenizer, parity_texts=texts)
+        variant = write_variant(
+            bundle,
+            precision,
+            target,
+            model=model,
+            tokenizer=tokenizer,
+            parity_texts=texts,
+            float_scopes=int8_float_scopes,
+        )
         result.variants[precision] = variant
         logger.info(
             "%s: parity max |diff| %.2g, decisions agreeing %.4f",

@@ -1,7 +1,9 @@
 """Reduced-precision variants of an exported bundle: int8 (CPU) and fp16 (GPU).
 
 - int8: ONNX Runtime dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``,
-  signed 7-bit-range per-channel weights of the weight MatMuls, activations quantised at run time):
+  signed 7-bit-range per-channel weights of the weight MatMuls, activations quantised at run time,
+  the MatMuls under the module paths of ``float_scopes`` kept float32 (the export stage's
+  ``int8_float_scopes``):
   about 4x smaller on CPU; a few label decisions in a hundred can flip (see its parity figures).
 - fp16: ``onnxruntime.transformers.float16.convert_float_to_float16`` with ``keep_io_types``,
   so inputs and logits stay float32 and serving code does not change; meant for the CUDA provider.
@@ -44,11 +46,31 @@ def _quiet_root_warnings() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize_int8(source: Path, target: Path) -> None:
+def _module_path(node: object) -> str:
+    """The PyTorch module path the dynamo exporter recorded on an ONNX node ('' when absent)."""
+    for prop in getattr(node, "metadata_props", ()):
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            return str(prop.value)
+    return ""
+
+
+def float_nodes(model: object, scopes: Sequence[str]) -> list[str]:
+    """Names of the MatMul/Gemm nodes whose module path contains one of ``scopes`` (kept float)."""
+    graph = model.graph  # type: ignore[attr-defined]
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type in ("MatMul", "Gemm") and any(scope in _module_path(node) for scope in scopes)
+    ]
+
+
+def quantize_int8(source: Path, target: Path, *, float_scopes: Sequence[str] = ()) -> None:
+    """Dynamic int8 of ``source`` into ``target``; MatMuls under ``float_scopes`` (module paths) stay float32."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(source))
+    keep_float = float_nodes(model, float_scopes)
     # The dynamo exporter records value_info from the example batch; ONNX shape inference (run by
     # the quantiser) then sees fixed sizes that conflict with the dynamic axes. Dropping it is safe:
     # value_info is only a hint and is re-inferred.
@@ -71,6 +93,7 @@ def quantize_int8(source: Path, target: Path) -> None:
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 reduce_range=True,
+                nodes_to_exclude=keep_float,
                 extra_options={"MatMulConstBOnly": True},
             )
     finally:
@@ -100,6 +123,7 @@ def write_variant(
     model: nn.Module,
     tokenizer: object,
     parity_texts: Sequence[str],
+    float_scopes: Sequence[str] = (),
 ) -> Bundle:
     """Write the ``precision`` variant of ``bundle`` to ``out_dir`` and return it loaded.
 
@@ -122,7 +146,10 @@ def write_variant(
             if item.is_file() and item.name not in (metadata.onnx.file, BUNDLE_FILE):
                 shutil.copy2(item, staging / item.name)
         onnx_path = staging / "model.onnx"
-        (quantize_int8 if precision == "int8" else convert_fp16)(bundle.onnx_path, onnx_path)
+        if precision == "int8":
+            quantize_int8(bundle.onnx_path, onnx_path, float_scopes=float_scopes)
+        else:
+            convert_fp16(bundle.onnx_path, onnx_path)
         model = model.eval().to("cpu").float()
         with torch.no_grad():
             expected = model(**batch)
@@ -152,6 +179,7 @@ def write_variant(
                         "parity_provider": "CPUExecutionProvider",
                         "onnx_bytes": onnx_path.stat().st_size,
                         "fp32_onnx_bytes": bundle.onnx_path.stat().st_size,
+                        **({"float_scopes": list(float_scopes)} if precision == "int8" else {}),
                     },
                 },
             }

@@ -63,3 +63,24 @@ def test_inconsistent_metadata_is_refused(tiny_models_dir: Path, tmp_path: Path)
     (copy / "bundle.json").write_text(json.dumps(metadata))
     with pytest.raises(BundleError, match=r"bundle\.json: invalid metadata: .*unknown labels"):
         load_bundle(copy)
+
+
+def test_int8_keeps_the_matmuls_of_the_float_scopes_in_float(tiny_models_dir: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from training.export.variants import float_nodes, quantize_int8
+
+    source = tiny_models_dir / "emotion" / "model.onnx"
+    kept = float_nodes(onnx.load(str(source)), [".output.dense"])
+    assert kept, "the exporter's module paths name the output projections"
+    every = float_nodes(onnx.load(str(source)), [""])  # every MatMul/Gemm
+    assert len(kept) < len(every)
+
+    partial, whole = tmp_path / "partial.onnx", tmp_path / "whole.onnx"
+    quantize_int8(source, partial, float_scopes=[".output.dense"])
+    quantize_int8(source, whole)
+    float_matmuls = {node.name for node in onnx.load(str(partial)).graph.node if node.op_type == "MatMul"}
+    assert set(kept) <= float_matmuls  # still float MatMuls, under their own names
+    whole_float = {node.name for node in onnx.load(str(whole)).graph.node if node.op_type == "MatMul"}
+    assert not set(kept) & whole_float  # without scopes they are quantised too
+    assert whole.stat().st_size < partial.stat().st_size < source.stat().st_size
