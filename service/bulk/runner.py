@@ -86,14 +86,18 @@ async def classify_texts(
     comments_per_call: int,
     calls_in_flight: int,
     on_progress: Callable[[int], None] | None = None,
+    return_scores: bool = False,
 ) -> list[Decision]:
-    """Decisions for ``texts`` in order, through the router in calls of ``comments_per_call``."""
+    """Decisions for ``texts`` in order, through the router in calls of ``comments_per_call``
+    (with every head's probabilities when ``return_scores``)."""
     slots = asyncio.Semaphore(calls_in_flight)
 
     async def call(start: int) -> list[Decision]:
         async with slots:
             batch = texts[start : start + comments_per_call]
-            routed = await router.classify(batch, mode=mode, information_threshold=information_threshold)
+            routed = await router.classify(
+                batch, mode=mode, information_threshold=information_threshold, return_scores=return_scores
+            )
         if len(routed.decisions) != len(batch):
             raise RuntimeError(f"the router returned {len(routed.decisions)} decisions for {len(batch)} comments")
         if on_progress is not None:

@@ -18,7 +18,7 @@ from service.routing import Router, RoutingPolicy
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.fixtures.fake_models import FakeClassifier, emotion_metadata, information_metadata
-from tests.fixtures.serving import free_port, metric_samples, serving
+from tests.fixtures.serving import classify_scope, free_port, metric_samples, serving
 from training.taxonomy import MAIN_LABELS
 
 GUARD_S = 10.0
@@ -417,21 +417,7 @@ async def test_a_client_that_disconnects_is_cancelled_and_its_comments_skipped(t
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/classify",
-        "raw_path": b"/classify",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-        "state": {},
-    }
+    scope = classify_scope(len(body), state={})
     async with app.router.lifespan_context(app):
         call = asyncio.create_task(app(scope, receive, send))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

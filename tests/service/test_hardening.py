@@ -17,7 +17,7 @@ from starlette.types import Message
 
 import service.parsing
 from service.settings import Settings
-from tests.fixtures.serving import serving
+from tests.fixtures.serving import classify_scope, serving
 
 GUARD_S = 10.0
 TOKEN = "s3cret-token"
@@ -225,20 +225,7 @@ async def _stalled_upload(settings: Settings, *, drain_after_s: float | None) ->
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/classify",
-        "raw_path": b"/classify",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = classify_scope(100)
     async with serving(settings) as (app, _):
         lifecycle = app.state.service.lifecycle
         started = time.perf_counter()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from service.settings import Mode
 from training.commands.options import reported_errors
+from training.evaluation.served import GOLD_FORMATS
 
 
 def register(subparsers: Any) -> None:
@@ -27,12 +29,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument(
         "--gold",
-        choices=("labels", "smp2020"),
+        choices=GOLD_FORMATS,
         default="labels",
         help="labels: a labelled-text table of main labels; smp2020: an SMP2020-EWECT JSON array "
         "(happy -> emotions_positive; angry, sad, fear -> emotions_negative; others left out)",
     )
-    parser.add_argument("--mode", choices=("precision", "recall"), default="precision", help="the service's mode")
+    parser.add_argument("--mode", choices=get_args(Mode), default="precision", help="the service's mode")
     parser.add_argument("--worst", type=int, default=30, help="most confident errors listed")
     parser.add_argument("--title", help="report title (default: the table's name)")
     parser.set_defaults(handler=reported_errors(run))

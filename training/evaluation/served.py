@@ -24,9 +24,10 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from service.taxonomy import MAIN_LABELS, OTHERS
+from service.settings import Mode
+from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class ServedRow:
     confidence: float
 
 
-GOLD_FORMATS = ("labels", "smp2020")
 GoldFormat = Literal["labels", "smp2020"]
+GOLD_FORMATS: tuple[str, ...] = get_args(GoldFormat)
 
 # SMP2020-EWECT (Weibo) emotions -> the danmaku polarity classes; neutral and surprise have no polarity.
 SMP2020_POLARITY: Mapping[str, str] = {
@@ -189,28 +190,37 @@ def gold_rows(path: Path, gold: GoldFormat = "labels") -> list[tuple[str, str, s
     ]
 
 
-async def _classify(settings: Any, texts: Sequence[str], mode: str) -> list[tuple[str, float]]:
-    """``(served label, probability behind it)`` per text, through the service's runtime and router."""
-    from service.bulk.runner import bulk_settings
+async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tuple[str, float]]:
+    """``(served label, probability behind it)`` per text, through the service's runtime and router
+    (the bulk path's ``classify_texts``, with scores)."""
+    from service.bulk.runner import CALLS_IN_FLIGHT, bulk_settings, classify_texts
     from service.runtime import Runtime
 
     settings, per_call = bulk_settings(settings)
     runtime = await asyncio.to_thread(Runtime.load, settings)
     runtime.start()
-    emotion = runtime.router.emotion.metadata.name
-    answers: list[tuple[str, float]] = []
     try:
-        for start in range(0, len(texts), per_call):
-            routed = await runtime.router.classify(texts[start : start + per_call], mode=mode, return_scores=True)  # type: ignore[arg-type]
-            for decision in routed.decisions:
-                if decision.label == "information" and decision.information_probability is not None:
-                    confidence = decision.information_probability
-                else:
-                    confidence = (decision.scores or {})[emotion]["main"][decision.label]
-                answers.append((decision.label, confidence))
-        return answers
+        decisions = await classify_texts(
+            runtime.router,
+            texts,
+            mode=mode,
+            information_threshold=runtime.router.policy.threshold(mode, None),
+            comments_per_call=per_call,
+            calls_in_flight=CALLS_IN_FLIGHT,
+            return_scores=True,
+        )
     finally:
         await runtime.stop()
+    emotion = runtime.router.emotion.metadata.name
+    return [
+        (
+            decision.label,
+            decision.information_probability
+            if decision.label == INFORMATION and decision.information_probability is not None
+            else (decision.scores or {})[emotion]["main"][decision.label],
+        )
+        for decision in decisions
+    ]
 
 
 def score_served_files(
@@ -221,7 +231,7 @@ def score_served_files(
     emotion_bundle: str = "emotion",
     information_bundle: str = "information",
     gold: GoldFormat = "labels",
-    mode: str = "precision",
+    mode: Mode = "precision",
     worst: int = 30,
     title: str | None = None,
 ) -> dict[str, Any]:

@@ -13,10 +13,11 @@ the thresholds of ``evaluate.served_mode``) is scored on the test table and the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.settings import Mode
 from training.records import LabelledText
 from training.splits import SPLIT_COLUMN, VALIDATION
 from training.stages import curate, export, train_info, train_v1
@@ -39,7 +40,7 @@ class Settings(BaseModel):
     variants: bool = Field(True, description="Score the int8/fp16 variants as well.")
     plots: bool = Field(True, description="Write precision-recall and threshold-sweep PNGs.")
     batch_size: int = Field(64, ge=1, description="Comments per ONNX Runtime call.")
-    served_mode: Literal["precision", "recall"] = Field(
+    served_mode: Mode = Field(
         "precision", description="The service mode whose information threshold the served labels are scored at."
     )
 
