@@ -19,11 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 from training.splits import stratified_validation_mask
-
-
-def _stratum(row: dict[str, object]) -> str:
-    labels = row.get("labels") or ["others"]
-    return f"{row.get('source', '?')}/{labels[0]}"  # type: ignore[index]
+from training.stages.train_v1 import test_stratum
+from training.tables import read_labelled
 
 
 def main() -> int:
@@ -36,23 +33,23 @@ def main() -> int:
     args = parser.parse_args()
 
     rows = [json.loads(line) for line in args.table.read_text(encoding="utf-8").splitlines() if line.strip()]
-    test = stratified_validation_mask(
-        [_stratum(row) for row in rows], validation_fraction=args.test_size / len(rows), seed=args.seed
-    )
-    rest = [row for row, flag in zip(rows, test, strict=True) if not flag]
+    strata = [test_stratum(record) for record in read_labelled(args.table, require_labels=False)]
+    test = stratified_validation_mask(strata, validation_fraction=args.test_size / len(rows), seed=args.seed)
+    rest = [stratum for stratum, flag in zip(strata, test, strict=True) if not flag]
     validation = stratified_validation_mask(
-        [_stratum(row) for row in rest], validation_fraction=args.validation_size / len(rest), seed=args.seed + 1
+        rest, validation_fraction=args.validation_size / len(rest), seed=args.seed + 1
     )
+    rest_rows = [row for row, flag in zip(rows, test, strict=True) if not flag]
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "test.jsonl").open("w", encoding="utf-8") as handle:
         for row, flag in zip(rows, test, strict=True):
             if flag:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     with (args.out / "curated.jsonl").open("w", encoding="utf-8") as handle:
-        for row, flag in zip(rest, validation, strict=True):
+        for row, flag in zip(rest_rows, validation, strict=True):
             handle.write(json.dumps({**row, "split": "validation" if flag else "train"}, ensure_ascii=False) + "\n")
     counts = Counter(("test" if flag else "rest", str(row.get("source"))) for row, flag in zip(rows, test, strict=True))
-    print(f"test {int(test.sum())}, validation {int(validation.sum())}, train {len(rest) - int(validation.sum())}")
+    print(f"test {int(test.sum())}, validation {int(validation.sum())}, train {len(rest_rows) - int(validation.sum())}")
     print("rows by (part, source):", dict(sorted(counts.items())))
     return 0
 
