@@ -4,8 +4,11 @@
   (main categories, sub-categories), trained with BCE-with-logits (multi-label).
 - ``InformationClassifier``: the information model — pooled encoder output concatenated with a
   32-d projection of the standardised text features -> one logit (information vs others).
+- ``JointClassifier``: both on one encoder — the two emotion heads on the pooled output and the
+  information head on the pooled output joined with the projected text features, so serving runs
+  one encoder pass per comment instead of up to two.
 
-Both return logits only; the ONNX export names them (``main_logits``, ``sub_logits``,
+All return logits only; the ONNX export names them (``main_logits``, ``sub_logits``,
 ``information_logits``) and serving applies the activation recorded in ``bundle.json``.
 """
 
@@ -63,6 +66,71 @@ class MultiHeadClassifier(nn.Module):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         pooled = self.dropout(pool(hidden, attention_mask, self.pooling))
         return self.main_head(pooled), self.sub_head(pooled)
+
+
+class FeatureProjection(nn.Module):
+    """Raw text features -> standardised (training-split statistics, kept as buffers so the exported
+    graph standardises itself) -> ``feature_dim`` ReLU units."""
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
+    def __init__(self, num_features: int, feature_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("feature_mean", torch.zeros(num_features))
+        self.register_buffer("feature_std", torch.ones(num_features))
+        self.projection = nn.Sequential(nn.Linear(num_features, feature_dim), nn.ReLU())
+
+    def set_statistics(self, features: torch.Tensor) -> None:
+        """Standardise with the mean/std of the training features (std floored to avoid /0)."""
+        self.feature_mean.copy_(features.float().mean(dim=0))
+        self.feature_std.copy_(features.float().std(dim=0, unbiased=False).clamp(min=1e-3))
+
+    def forward(self, features: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        projected: torch.Tensor = self.projection((features.to(dtype) - self.feature_mean) / self.feature_std)
+        return projected
+
+
+class JointClassifier(nn.Module):
+    """One encoder, three heads: main + sub-category (emotion model) and information (with text features)."""
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        *,
+        num_main: int,
+        num_sub: int,
+        num_features: int,
+        feature_dim: int = 32,
+        dropout: float = 0.3,
+        pooling: Pooling = "mean",
+    ) -> None:
+        super().__init__()
+        hidden = int(encoder.config.hidden_size)
+        self.encoder = encoder
+        self.pooling: Pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.main_head = nn.Linear(hidden, num_main)
+        self.sub_head = nn.Linear(hidden, num_sub)
+        self.features = FeatureProjection(num_features, feature_dim)
+        self.information_head = nn.Linear(hidden + feature_dim, 1)
+
+    def set_feature_statistics(self, features: torch.Tensor) -> None:
+        self.features.set_statistics(features)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        pooled = pool(hidden, attention_mask, self.pooling)
+        dropped = self.dropout(pooled)
+        joined = self.dropout(torch.cat([pooled, self.features(features, pooled.dtype)], dim=-1))
+        return self.main_head(dropped), self.sub_head(dropped), self.information_head(joined)
 
 
 class InformationClassifier(nn.Module):

@@ -23,10 +23,10 @@ from service.bundle import Head
 from service.text import Preprocessing
 from training.layout import MODEL_DIR
 from training.modeling.batching import EncodedDataset, encode_dataset
-from training.modeling.classifiers import InformationClassifier, load_encoder
+from training.modeling.classifiers import InformationClassifier, JointClassifier, load_encoder
 from training.modeling.saved import ClassifierCard, build_classifier, load_classifier, read_card, save_classifier
 from training.modeling.settings import TrainingSettings
-from training.modeling.targets import emotion_targets, information_targets
+from training.modeling.targets import emotion_targets, information_targets, joint_targets
 from training.modeling.trainer import EpochRecord, FitResult, fit, positive_class_weights, seed_everything
 from training.records import LabelledText
 from training.taxonomy import INFORMATION, MAIN_LABELS, SUB_LABELS
@@ -148,44 +148,68 @@ def fine_tune_emotion(
     fingerprint: str,
     validation: Sequence[LabelledText] | None = None,
     pos_weight_cap: float | None = None,
+    information_negatives: str | None = None,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
     progress: bool = True,
 ) -> TrainedModel:
-    """The two-head (main + sub-category) classifier; class-weighted BCE when ``pos_weight_cap`` is set."""
+    """The two-head (main + sub-category) classifier; class-weighted BCE when ``pos_weight_cap`` is set.
+
+    With ``information_negatives`` (``routed`` | ``all``, as in ``information_targets``) the model is
+    the joint one: the information head (with text features) on the same encoder, trained on the rows
+    that task keeps (its target is NaN, i.e. no loss, elsewhere), ``pos_weight`` = negatives / positives.
+    """
     reused = _reuse(work_dir, fingerprint)
     if reused is not None:
         return reused
     seed_everything(seed)
     tokenizer = _load_tokenizer(encoder)
+    joint = information_negatives is not None
     card = ClassifierCard(
-        kind="multi_head",
+        kind="joint" if joint else "multi_head",
         base_encoder=encoder,
-        heads=[head.model_copy() for head in EMOTION_HEADS],
+        heads=[head.model_copy() for head in (*EMOTION_HEADS, *INFORMATION_HEADS)[: 3 if joint else 2]],
         max_sequence_length=settings.max_sequence_length,
         preprocessing=preprocessing,
         pooling=settings.pooling,
         dropout=settings.dropout,
+        training={"negatives": information_negatives} if joint else {},
     )
     model = build_classifier(load_encoder(encoder), card)
 
     def encode(records: Sequence[LabelledText]) -> EncodedDataset:
-        main, sub = emotion_targets(records)
+        targets = (
+            joint_targets(records, negatives=information_negatives)
+            if information_negatives is not None
+            else list(emotion_targets(records))
+        )
         return encode_dataset(
             [record.text for record in records],
             tokenizer,
-            targets=[main, sub],
+            targets=targets,
             max_sequence_length=settings.max_sequence_length,
             preprocessing=preprocessing,
+            with_features=joint,
             progress=progress,
         )
 
     train_set = encode(train)
     validation_set = encode(validation) if validation else None
     pos_weights: list[np.ndarray | None] = (
-        [positive_class_weights(target, cap=pos_weight_cap) for target in train_set.targets]
+        [positive_class_weights(target, cap=pos_weight_cap) for target in train_set.targets[:2]]
         if pos_weight_cap is not None
         else [None, None]
     )
+    if joint:
+        information = train_set.targets[2][~np.isnan(train_set.targets[2][:, 0])]
+        positives = int(information.sum())
+        if positives == 0 or positives == len(information):
+            raise ValueError(
+                f"the information head needs both classes; it has {positives} information rows "
+                f"of {len(information)} (negatives={information_negatives!r})"
+            )
+        assert train_set.features is not None and isinstance(model, JointClassifier)
+        model.set_feature_statistics(torch.from_numpy(train_set.features))
+        pos_weights.append(positive_class_weights(information, cap=INFORMATION_POS_WEIGHT_CAP))
     return _train_and_save(
         model,
         tokenizer,

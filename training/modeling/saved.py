@@ -21,7 +21,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 
 from service.bundle import Head
 from service.text import TEXT_FEATURE_NAMES, Preprocessing
-from training.modeling.classifiers import InformationClassifier, MultiHeadClassifier
+from training.modeling.classifiers import InformationClassifier, JointClassifier, MultiHeadClassifier
 
 CARD_FILE = "classifier.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -32,7 +32,10 @@ class ClassifierCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["multi_head", "information"]
+    kind: Literal["multi_head", "information", "joint"] = Field(
+        description="multi_head: main + sub heads; information: one head with text features; joint: all three "
+        "on one encoder (main, sub, information)."
+    )
     base_encoder: str = Field(description="Hub id or directory the encoder was fine-tuned from.")
     heads: list[Head] = Field(min_length=1, description="Heads in output order (labels per head).")
     max_sequence_length: int
@@ -52,6 +55,20 @@ def build_classifier(encoder: nn.Module, card: ClassifierCard) -> nn.Module:
             encoder,  # type: ignore[arg-type]
             num_main=len(card.heads[0].labels),
             num_sub=len(card.heads[1].labels),
+            dropout=card.dropout,
+            pooling=card.pooling,
+        )
+    if card.kind == "joint":
+        if [head.name for head in card.heads] != ["main", "sub", "information"]:
+            raise ValueError(
+                f"a joint classifier has heads 'main', 'sub' and 'information', got {[h.name for h in card.heads]}"
+            )
+        return JointClassifier(
+            encoder,  # type: ignore[arg-type]
+            num_main=len(card.heads[0].labels),
+            num_sub=len(card.heads[1].labels),
+            num_features=len(TEXT_FEATURE_NAMES),
+            feature_dim=card.feature_dim,
             dropout=card.dropout,
             pooling=card.pooling,
         )

@@ -58,3 +58,12 @@ def information_targets(records: Sequence[LabelledText], *, negatives: str = "ro
         elif negatives == "all" or set(mains) <= ROUTED_TO_INFORMATION:
             keep[row] = True
     return keep, targets
+
+
+def joint_targets(records: Sequence[LabelledText], *, negatives: str = "routed") -> list[np.ndarray]:
+    """Main, sub-category and information targets of the joint model; the information column is NaN
+    (no label: left out of that head's loss) on the rows ``information_targets`` does not keep."""
+    main, sub = emotion_targets(records)
+    keep, information = information_targets(records, negatives=negatives)
+    information[~keep] = np.nan
+    return [main, sub, information]

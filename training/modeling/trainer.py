@@ -110,12 +110,25 @@ def _atomic_save(payload: Any, path: Path) -> None:
 def multi_label_loss(
     outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], pos_weights: Sequence[torch.Tensor | None]
 ) -> torch.Tensor:
-    """Sum over heads of the mean BCE-with-logits (``pos_weight`` per label where given)."""
+    """Sum over heads of the mean BCE-with-logits (``pos_weight`` per label where given).
+
+    A NaN target means "no label for this row on this head" (e.g. the information head of the joint
+    model on purely emotional rows, or a sub-category head on a source that has none): it is left
+    out of that head's mean; a head with no labelled element in the batch adds nothing.
+    """
     total = torch.zeros((), device=outputs[0].device)
     for logits, target, weight in zip(outputs, targets, pos_weights, strict=True):
-        total = total + nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), target.to(logits.device), pos_weight=weight
+        target = target.to(logits.device)
+        known = ~torch.isnan(target)
+        if bool(known.all()):
+            total = total + nn.functional.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=weight)
+            continue
+        if not bool(known.any()):
+            continue
+        losses = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), torch.where(known, target, torch.zeros_like(target)), pos_weight=weight, reduction="none"
         )
+        total = total + losses[known].mean()
     return total
 
 

@@ -3,12 +3,17 @@
 Same two-head architecture as v1; class-weighted BCE (``pos_weight`` = negatives / positives per
 label from the training split, capped) and early stopping on the validation split's macro-F1
 of the main head, keeping the best epoch. Reference: AdamW at 2e-5.
+
+With ``information_head: true`` the model is the joint one (one encoder, the emotion heads and the
+information head with its text features; ``training.modeling.classifiers.JointClassifier``): its
+information head learns on the rows train-info would use (``information_negatives``), the export
+writes one bundle the service serves without an information bundle, and train-info can be disabled.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +36,12 @@ class Settings(BaseModel):
 
     encoder: str = Field(DEFAULT_ENCODER, description="Hub id or local directory of the pretrained encoder.")
     pos_weight_cap: float = Field(10.0, ge=1, description="Upper bound of the per-label positive class weight.")
+    information_head: bool = Field(
+        False, description="Train the joint model: the information head (with text features) on the same encoder."
+    )
+    information_negatives: Literal["routed", "all"] = Field(
+        "routed", description="Negatives of the information head (as train_info.negatives)."
+    )
     training: EarlyStoppingSettings = Field(default_factory=EarlyStoppingSettings)
 
 
@@ -61,6 +72,7 @@ def train_v2_files(
         fingerprint=fingerprint or training_fingerprint(settings, preprocessing, seed, {"curated": curated}),
         validation=validation,
         pos_weight_cap=settings.pos_weight_cap,
+        information_negatives=settings.information_negatives if settings.information_head else None,
         progress=progress,
     )
     return trained.summary(train=len(train), validation=len(validation))
