@@ -136,6 +136,16 @@ def top_label(main: Head, probabilities: np.ndarray) -> str:
     return max(candidates)[2]
 
 
+def final_label(top: str, information_probability: float | None, threshold: float) -> str:
+    """Rule 3: ``information`` when the comment was routed (``information_probability`` not None) and
+    that probability reaches the threshold, else the emotion model's top label."""
+    return INFORMATION if reaches(information_probability, threshold) else top
+
+
+def reaches(information_probability: float | None, threshold: float) -> bool:
+    return information_probability is not None and information_probability >= threshold
+
+
 def decide(
     emotion: Prediction,
     emotion_metadata: BundleMetadata,
@@ -147,8 +157,8 @@ def decide(
     ``information_probability`` None when not routed."""
     main = emotion_metadata.head(MAIN_HEAD)
     main_probabilities = emotion[MAIN_HEAD]
-    is_information = information_probability is not None and information_probability >= threshold
-    label = INFORMATION if is_information else top
+    label = final_label(top, information_probability, threshold)
+    is_information = reaches(information_probability, threshold)
 
     chosen = {
         name

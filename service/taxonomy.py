@@ -28,6 +28,8 @@ PARENT_OF: dict[str, str] = {sub: main for main, subs in SCHEMA.items() for sub 
 # `information` for comments the emotion model routes as `others` or `social`.
 INFORMATION = "information"
 OTHERS = "others"
+EMOTIONS_POSITIVE = "emotions_positive"
+EMOTIONS_NEGATIVE = "emotions_negative"
 
 
 def others_yields(labels: set[str]) -> set[str]:

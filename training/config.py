@@ -76,6 +76,13 @@ class PipelineConfig(BaseModel):
                 "train_info.source is 'manual' but 'manual_labels' is not set; "
                 "set it, use train_info.source: curated, or train_info.enabled: false"
             )
+        scored = {path.resolve() for path in self.evaluate.tables}
+        trained_on = [spec.path for spec in self.train_v2.polarity_sets if spec.path.resolve() in scored]
+        if trained_on:
+            raise ValueError(
+                f"train_v2.polarity_sets trains on {[str(path) for path in trained_on]}, which evaluate.tables "
+                "scores: a table the model learns from cannot measure it"
+            )
         return self
 
     def section(self, name: str) -> Any:

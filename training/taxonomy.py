@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
-from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF, SCHEMA, SUB_LABELS, others_yields
+from service.taxonomy import (
+    EMOTIONS_NEGATIVE,
+    EMOTIONS_POSITIVE,
+    INFORMATION,
+    MAIN_LABELS,
+    OTHERS,
+    PARENT_OF,
+    SCHEMA,
+    SUB_LABELS,
+    others_yields,
+)
 
-__all__ = ["ALIASES", "INFORMATION", "MAIN_LABELS", "OTHERS", "PARENT_OF", "SCHEMA", "SUB_LABELS", "normalise_labels"]
+__all__ = [
+    "ALIASES",
+    "EMOTIONS_NEGATIVE",
+    "EMOTIONS_POSITIVE",
+    "INFORMATION",
+    "MAIN_LABELS",
+    "OTHERS",
+    "PARENT_OF",
+    "SCHEMA",
+    "SUB_LABELS",
+    "normalise_labels",
+]
 
 # Spellings LLMs produce for the schema's names (lower-cased, spaces/hyphens as underscores).
 ALIASES: dict[str, str] = {

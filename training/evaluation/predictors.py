@@ -117,7 +117,7 @@ def model_probabilities(
         targets=[np.zeros((len(texts), len(head.labels)), dtype=np.float32) for head in card.heads],
         max_sequence_length=card.max_sequence_length,
         preprocessing=card.preprocessing,
-        with_features=card.kind == "information",
+        with_features=card.kind in ("information", "joint"),
         progress=False,
     )
     logits = predict_logits(model, dataset, batch_size=batch_size, device=torch.device(device), progress=progress)

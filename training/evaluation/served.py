@@ -12,7 +12,7 @@ model and the thresholds. This module scores that label (pure: decisions and gol
   ``source`` too, and the most confident errors with their texts (what a reader checks first).
 
 Gold tables with another label set (e.g. Weibo emotions) are mapped before scoring
-(``polarity_gold``): only the classes the mapping produces are averaged, and a served label
+(``training.polarity_sets.polarity_of``): only the classes the mapping produces are averaged, and a served label
 outside them counts as a miss of the gold class.
 """
 
@@ -45,26 +45,12 @@ class ServedRow:
 GoldFormat = Literal["labels", "smp2020"]
 GOLD_FORMATS: tuple[str, ...] = get_args(GoldFormat)
 
-# SMP2020-EWECT (Weibo) emotions -> the danmaku polarity classes; neutral and surprise have no polarity.
-SMP2020_POLARITY: Mapping[str, str] = {
-    "happy": "emotions_positive",
-    "angry": "emotions_negative",
-    "sad": "emotions_negative",
-    "fear": "emotions_negative",
-}
-
-
-def polarity_gold(label: str, mapping: Mapping[str, str] = SMP2020_POLARITY) -> tuple[str, ...]:
-    """The gold classes of a row of another label set (empty: the row is left out)."""
-    target = mapping.get(label)
-    return (target,) if target else ()
-
 
 def _single_gold(row: ServedRow) -> str:
     return row.label if row.label in row.gold else row.gold[0]
 
 
-def _class_figures(rows: Sequence[ServedRow], classes: Sequence[str]) -> dict[str, Any]:
+def class_figures(rows: Sequence[ServedRow], classes: Sequence[str]) -> dict[str, Any]:
     gold = [_single_gold(row) for row in rows]
     predicted = [row.label for row in rows]
     per_class: dict[str, dict[str, float | int]] = {}
@@ -114,8 +100,8 @@ def score_served(rows: Sequence[ServedRow], *, classes: Sequence[str] | None = N
     errors = sorted((row for row in scored if row.label not in row.gold), key=lambda row: -row.confidence)
     return {
         "classes": list(classes),
-        "overall": _class_figures(scored, classes),
-        "by_source": {source: _class_figures(part, classes) for source, part in sorted(by_source.items())},
+        "overall": class_figures(scored, classes),
+        "by_source": {source: class_figures(part, classes) for source, part in sorted(by_source.items())},
         "confusion": _confusion(scored, classes),
         "served_labels": dict(Counter(row.label for row in scored)),
         "rows_left_out": len(rows) - len(scored),
@@ -178,10 +164,14 @@ def gold_rows(path: Path, gold: GoldFormat = "labels") -> list[tuple[str, str, s
     """``(id, text, source, gold labels)`` per row of a gold table.
 
     ``labels``: a labelled-text table (``training.tables``); ``smp2020``: an SMP2020-EWECT JSON array
-    of ``{id, content, label}``, mapped with ``polarity_gold``."""
+    of ``{id, content, label}``, mapped with ``training.polarity_sets.polarity_of``."""
     if gold == "smp2020":
-        items = json.loads(path.read_text(encoding="utf-8"))
-        return [(str(item["id"]), str(item["content"]), "weibo", polarity_gold(str(item["label"]))) for item in items]
+        from training.polarity_sets import polarity_of, read_items
+
+        return [
+            (str(item.get("id", number)), str(item["content"]), "weibo", polarity_of(str(item["label"]), "smp2020"))
+            for number, item in enumerate(read_items(path, "smp2020"))
+        ]
     from training.tables import read_labelled
 
     return [

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from training.polarity_sets import is_polarity_only
 from training.records import LabelledText
 from training.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, SUB_LABELS, normalise_labels
 
@@ -31,9 +32,15 @@ def multi_hot(label_sets: Sequence[Sequence[str]], labels: Sequence[str]) -> np.
 
 
 def emotion_targets(records: Sequence[LabelledText]) -> tuple[np.ndarray, np.ndarray]:
-    """Main and sub-category target matrices (``MAIN_LABELS`` / ``SUB_LABELS`` columns)."""
+    """Main and sub-category target matrices (``MAIN_LABELS`` / ``SUB_LABELS`` columns).
+
+    A polarity-only row (``training.polarity_sets``: a public emotion set) has its main labels but no
+    known sub-category: its sub row is NaN, which the loss leaves out."""
     pairs = [normalised(record) for record in records]
-    return multi_hot([mains for mains, _ in pairs], MAIN_LABELS), multi_hot([subs for _, subs in pairs], SUB_LABELS)
+    main = multi_hot([mains for mains, _ in pairs], MAIN_LABELS)
+    sub = multi_hot([subs for _, subs in pairs], SUB_LABELS)
+    sub[[is_polarity_only(record) for record in records]] = np.nan
+    return main, sub
 
 
 def information_targets(records: Sequence[LabelledText], *, negatives: str = "routed") -> tuple[np.ndarray, np.ndarray]:

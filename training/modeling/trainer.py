@@ -133,9 +133,10 @@ def multi_label_loss(
 
 
 def positive_class_weights(targets: np.ndarray, *, cap: float) -> np.ndarray:
-    """``pos_weight`` per label: negatives / positives, capped at ``cap`` (and at ``cap`` when unseen)."""
-    positives = targets.sum(axis=0)
-    negatives = len(targets) - positives
+    """``pos_weight`` per label: negatives / positives, capped at ``cap`` (and at ``cap`` when unseen).
+    NaN targets (no label) count as neither."""
+    positives = np.nansum(targets, axis=0)
+    negatives = (~np.isnan(targets)).sum(axis=0) - positives
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(positives > 0, negatives / np.maximum(positives, 1.0), cap)
     return np.clip(ratio, 1.0 / cap, cap).astype(np.float32)

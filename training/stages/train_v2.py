@@ -8,6 +8,9 @@ With ``information_head: true`` the model is the joint one (one encoder, the emo
 information head with its text features; ``training.modeling.classifiers.JointClassifier``): its
 information head learns on the rows train-info would use (``information_negatives``), the export
 writes one bundle the service serves without an information bundle, and train-info can be disabled.
+
+``polarity_sets`` adds rows of public human-labelled Chinese emotion tables (``training.polarity_sets``)
+to the training split only: early stopping and every reported figure stay on danmaku rows.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.text import Preprocessing
 from training.modeling.settings import EarlyStoppingSettings
+from training.polarity_sets import PolaritySet, polarity_rows
 from training.splits import split_rows
 from training.stages import curate
 from training.stages.train_v1 import DEFAULT_ENCODER
@@ -42,6 +46,11 @@ class Settings(BaseModel):
     information_negatives: Literal["routed", "all"] = Field(
         "routed", description="Negatives of the information head (as train_info.negatives)."
     )
+    polarity_sets: list[PolaritySet] = Field(
+        default_factory=list,
+        description="Public emotion tables added to the training rows as polarity-only rows (never the "
+        "tables an evaluation scores).",
+    )
     training: EarlyStoppingSettings = Field(default_factory=EarlyStoppingSettings)
 
 
@@ -62,6 +71,9 @@ def train_v2_files(
     train, validation = split_rows(curated, default_source="curated")
     if not validation:
         raise ValueError("train-v2 needs a validation split for early stopping; the curated set has none")
+    danmaku_rows = len(train)
+    for polarity_set in settings.polarity_sets:
+        train = [*train, *polarity_rows(polarity_set, seed=seed)]
     trained = fine_tune_emotion(
         train,
         encoder=settings.encoder,
@@ -69,17 +81,22 @@ def train_v2_files(
         preprocessing=preprocessing,
         seed=seed,
         work_dir=out_dir,
-        fingerprint=fingerprint or training_fingerprint(settings, preprocessing, seed, {"curated": curated}),
+        fingerprint=fingerprint
+        or training_fingerprint(settings, preprocessing, seed, {"curated": curated, **polarity_inputs(settings)}),
         validation=validation,
         pos_weight_cap=settings.pos_weight_cap,
         information_negatives=settings.information_negatives if settings.information_head else None,
         progress=progress,
     )
-    return trained.summary(train=len(train), validation=len(validation))
+    return trained.summary(train=len(train), polarity=len(train) - danmaku_rows, validation=len(validation))
+
+
+def polarity_inputs(settings: Settings) -> dict[str, Path]:
+    return {f"polarity_set_{number}": spec.path for number, spec in enumerate(settings.polarity_sets)}
 
 
 def inputs(layout: RunLayout) -> list[Path]:
-    return [curate.curated_table(layout)]
+    return [curate.curated_table(layout), *polarity_inputs(layout.config.train_v2).values()]
 
 
 def outputs(layout: RunLayout) -> list[Path]:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from training.cli import main
-from training.evaluation.served import ServedRow, polarity_gold, score_served, served_markdown
+from training.evaluation.served import ServedRow, score_served, served_markdown
+from training.polarity_sets import polarity_of
 
 
 def _row(index: int, gold: tuple[str, ...], label: str, *, source: str = "a", confidence: float = 0.5) -> ServedRow:
@@ -44,13 +45,13 @@ def test_figures_per_class_accuracy_and_macro() -> None:
 
 
 def test_polarity_mapping_leaves_rows_without_polarity_out() -> None:
-    assert polarity_gold("happy") == ("emotions_positive",)
-    assert polarity_gold("fear") == ("emotions_negative",)
-    assert polarity_gold("neutral") == () and polarity_gold("surprise") == ()
+    assert polarity_of("happy") == ("emotions_positive",)
+    assert polarity_of("fear") == ("emotions_negative",)
+    assert polarity_of("neutral") == () and polarity_of("surprise") == ()
     rows = [
-        _row(0, polarity_gold("happy"), "emotions_positive"),
-        _row(1, polarity_gold("sad"), "information"),
-        _row(2, polarity_gold("neutral"), "information"),
+        _row(0, polarity_of("happy"), "emotions_positive"),
+        _row(1, polarity_of("sad"), "information"),
+        _row(2, polarity_of("neutral"), "information"),
     ]
     report = score_served(rows)
     assert report["rows_left_out"] == 1 and report["classes"] == ["emotions_positive", "emotions_negative"]

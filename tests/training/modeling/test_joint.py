@@ -26,7 +26,9 @@ def test_nan_targets_are_left_out_of_the_loss() -> None:
     assert torch.isfinite(masked)
     assert masked.item() == pytest.approx(labelled.item())
     # a head with no labelled row in the batch adds nothing (and no NaN) to the sum
-    other = multi_label_loss([logits, logits], [torch.tensor([[1.0], [0.0], [1.0]]), torch.full((3, 1), float("nan"))], [None, None])
+    other = multi_label_loss(
+        [logits, logits], [torch.tensor([[1.0], [0.0], [1.0]]), torch.full((3, 1), float("nan"))], [None, None]
+    )
     alone = multi_label_loss([logits], [torch.tensor([[1.0], [0.0], [1.0]])], [None])
     assert other.item() == pytest.approx(alone.item())
 
