@@ -104,7 +104,9 @@ def teacher_logits(
             )
             for model in teachers
         ]
-        averaged = [np.mean([logits[head] for logits in scored], axis=0).astype(np.float32) for head in range(len(scored[0]))]
+        averaged = [
+            np.mean([logits[head] for logits in scored], axis=0).astype(np.float32) for head in range(len(scored[0]))
+        ]
         _save_chunk(averaged, path)
         parts.append(averaged)
     if not parts:

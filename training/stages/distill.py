@@ -143,7 +143,12 @@ def distill_files(
         for path in exclude:
             seen.update(record.text.strip() for record in read_labelled(path))
         texts = sample_unlabelled(unlabelled, sample_size=settings.sample_size, seed=seed, exclude=seen)
-        log.info("distill: %d unlabelled texts (of %d asked) + %d labelled rows", len(texts), settings.sample_size, len(train))
+        log.info(
+            "distill: %d unlabelled texts (of %d asked) + %d labelled rows",
+            len(texts),
+            settings.sample_size,
+            len(train),
+        )
     inputs = {f"teacher_{index}": path for index, path in enumerate(teachers)} | {"curated": curated}
     if settings.reads_unlabelled() and unlabelled is not None:
         inputs["unlabelled"] = unlabelled
@@ -155,8 +160,7 @@ def distill_files(
         settings=settings.training,
         seed=seed,
         work_dir=out_dir,
-        fingerprint=fingerprint
-        or training_fingerprint(settings, read_card(teachers[0]).preprocessing, seed, inputs),
+        fingerprint=fingerprint or training_fingerprint(settings, read_card(teachers[0]).preprocessing, seed, inputs),
         validation=validation,
         layers=settings.layers(),
         mode=settings.mode,
@@ -218,4 +222,3 @@ def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bo
         fingerprint=fingerprint,
         progress=progress,
     )
-

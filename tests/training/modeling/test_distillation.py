@@ -11,6 +11,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from service.bundle import Head
+from service.text import Preprocessing
 from tests.fixtures.labelled import synthetic_records
 from training.encoders.tiny import build_tiny_encoder
 from training.modeling.batching import encode_dataset
@@ -35,8 +37,6 @@ from training.modeling.saved import ClassifierCard, load_classifier, save_classi
 from training.modeling.settings import TrainingSettings
 from training.modeling.targets import emotion_targets
 from training.modeling.trainer import fit, multi_label_loss
-from service.bundle import Head
-from service.text import Preprocessing
 from training.taxonomy import MAIN_LABELS, SUB_LABELS
 
 
@@ -144,7 +144,10 @@ def _teacher(encoder: Path) -> MultiHeadClassifier:
 
 
 def _batch() -> dict[str, torch.Tensor]:
-    return {"input_ids": torch.tensor([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]]), "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0]])}
+    return {
+        "input_ids": torch.tensor([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]]),
+        "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0]]),
+    }
 
 
 def test_a_student_with_every_layer_is_the_teacher(deep_encoder: Path) -> None:
@@ -172,8 +175,10 @@ def test_a_smaller_student_keeps_the_chosen_layers_and_round_trips(deep_encoder:
     card = ClassifierCard(
         kind="multi_head",
         base_encoder=str(deep_encoder),
-        heads=[Head(name="main", output="main_logits", labels=list(MAIN_LABELS)),
-               Head(name="sub", output="sub_logits", labels=list(SUB_LABELS))],
+        heads=[
+            Head(name="main", output="main_logits", labels=list(MAIN_LABELS)),
+            Head(name="sub", output="sub_logits", labels=list(SUB_LABELS)),
+        ],
         max_sequence_length=16,
         preprocessing=Preprocessing(),
     )
@@ -208,7 +213,9 @@ def test_the_objective_learns_the_teacher_first_and_the_gold_label_last(deep_enc
 
     def expected(weight: float) -> float:
         total = 0.0
-        for logits, gold, teacher_logits in zip(student_outputs, (gold_main, gold_sub), (teacher_main, teacher_sub), strict=True):
+        for logits, gold, teacher_logits in zip(
+            student_outputs, (gold_main, gold_sub), (teacher_main, teacher_sub), strict=True
+        ):
             supervised = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits[0], weight * gold[0] + (1 - weight) * torch.sigmoid(teacher_logits[0]), reduction="none"
             )
@@ -225,16 +232,27 @@ def test_the_objective_learns_the_teacher_first_and_the_gold_label_last(deep_enc
     assert zero.item() == pytest.approx(0.0, abs=1e-5)
     # intermediate layers: zero against itself, positive against the deeper teacher
     itself = DistillationObjective(
-        teacher_logits=[o.numpy() for o in student_outputs], annealing=False, intermediate="ffn+cls",
-        teacher=student, student_to_teacher_layers=[1, 2],
+        teacher_logits=[o.numpy() for o in student_outputs],
+        annealing=False,
+        intermediate="ffn+cls",
+        teacher=student,
+        student_to_teacher_layers=[1, 2],
     )
     mapped = DistillationObjective(
-        teacher_logits=[o.numpy() for o in student_outputs], annealing=False, intermediate="ffn",
-        teacher=teacher, student_to_teacher_layers=[1, 2],  # student layer 2 (teacher's 4th) vs teacher layer 2
+        teacher_logits=[o.numpy() for o in student_outputs],
+        annealing=False,
+        intermediate="ffn",
+        teacher=teacher,
+        student_to_teacher_layers=[1, 2],  # student layer 2 (teacher's 4th) vs teacher layer 2
     )
     with torch.no_grad():
-        assert itself(student, batch, [gold_main, gold_sub], indices, step=0, total_steps=1, pos_weights=weights).item() == pytest.approx(0.0, abs=1e-5)
-        assert mapped(student, batch, [gold_main, gold_sub], indices, step=0, total_steps=1, pos_weights=weights).item() > 0.0
+        assert itself(
+            student, batch, [gold_main, gold_sub], indices, step=0, total_steps=1, pos_weights=weights
+        ).item() == pytest.approx(0.0, abs=1e-5)
+        assert (
+            mapped(student, batch, [gold_main, gold_sub], indices, step=0, total_steps=1, pos_weights=weights).item()
+            > 0.0
+        )
 
 
 class StepRecorder:
@@ -252,25 +270,60 @@ class StepRecorder:
         return multi_label_loss(outputs, targets, pos_weights)
 
 
-def test_fit_hands_the_objective_a_global_step_that_a_resumed_run_continues(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+def test_fit_hands_the_objective_a_global_step_that_a_resumed_run_continues(
+    tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
     records = synthetic_records(24, seed=5)
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_encoder_dir))
     data = encode_dataset(
-        [record.text for record in records], tokenizer, targets=list(emotion_targets(records)),
-        max_sequence_length=16, preprocessing=Preprocessing(), progress=False,
+        [record.text for record in records],
+        tokenizer,
+        targets=list(emotion_targets(records)),
+        max_sequence_length=16,
+        preprocessing=Preprocessing(),
+        progress=False,
     )
     settings = TrainingSettings(epochs=2, batch_size=8, warmup_ratio=0.0, max_sequence_length=16)
 
     def model() -> MultiHeadClassifier:
         torch.manual_seed(0)
-        return MultiHeadClassifier(load_encoder(str(tiny_encoder_dir)), num_main=len(MAIN_LABELS), num_sub=len(SUB_LABELS))
+        return MultiHeadClassifier(
+            load_encoder(str(tiny_encoder_dir)), num_main=len(MAIN_LABELS), num_sub=len(SUB_LABELS)
+        )
 
     whole = StepRecorder()
-    fit(model(), data, settings=settings, seed=0, checkpoint_dir=tmp_path / "a", fingerprint="f", objective=whole, progress=False)
+    fit(
+        model(),
+        data,
+        settings=settings,
+        seed=0,
+        checkpoint_dir=tmp_path / "a",
+        fingerprint="f",
+        objective=whole,
+        progress=False,
+    )
     assert whole.steps == [(step, 6) for step in range(6)]
     first, second = StepRecorder(), StepRecorder()
-    fit(model(), data, settings=settings.model_copy(update={"epochs": 1}), seed=0, checkpoint_dir=tmp_path / "b", fingerprint="f", objective=first, progress=False)
+    fit(
+        model(),
+        data,
+        settings=settings.model_copy(update={"epochs": 1}),
+        seed=0,
+        checkpoint_dir=tmp_path / "b",
+        fingerprint="f",
+        objective=first,
+        progress=False,
+    )
     # a run with 2 epochs finds the 1-epoch checkpoint only if the fingerprint matches: same run, resumed
-    fit(model(), data, settings=settings, seed=0, checkpoint_dir=tmp_path / "b", fingerprint="f", objective=second, progress=False)
+    fit(
+        model(),
+        data,
+        settings=settings,
+        seed=0,
+        checkpoint_dir=tmp_path / "b",
+        fingerprint="f",
+        objective=second,
+        progress=False,
+    )
     assert [step for step, _ in second.steps] == [3, 4, 5]
     assert {total for _, total in second.steps} == {6}
