@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from service.text import Preprocessing
 from training.stages.agree import Settings as AgreeSettings
 from training.stages.curate import Settings as CurationSettings
+from training.stages.distill import Settings as DistillSettings
 from training.stages.evaluate import Settings as EvaluateSettings
 from training.stages.export import Settings as ExportSettings
 from training.stages.ingest import Settings as IngestSettings
@@ -60,6 +61,7 @@ class PipelineConfig(BaseModel):
     curate: CurationSettings = Field(default_factory=CurationSettings)
     train_v2: TrainV2Settings = Field(default_factory=TrainV2Settings)
     train_info: TrainInfoSettings = Field(default_factory=TrainInfoSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
 
@@ -83,6 +85,15 @@ class PipelineConfig(BaseModel):
                 f"train_v2.polarity_sets trains on {[str(path) for path in trained_on]}, which evaluate.tables "
                 "scores: a table the model learns from cannot measure it"
             )
+        if self.distill.enabled and self.distill.reads_unlabelled() and self.ingest is None and self.texts is None:
+            raise ValueError(
+                "distill.mode is 'distill' but there are no unlabelled texts: configure 'ingest' or set 'texts', "
+                "or use distill.sample_size: 0"
+            )
+        if self.distill.enabled and "train_v1" in self.distill.teachers and not self.train_v1.enabled:
+            raise ValueError("distill.teachers names train_v1, but train_v1.enabled is false")
+        if self.export.emotion_model == "distill" and not self.distill.enabled:
+            raise ValueError("export.emotion_model is 'distill' but distill.enabled is false")
         return self
 
     def section(self, name: str) -> Any:

@@ -20,7 +20,18 @@ from pydantic import BaseModel
 from training.config import PipelineConfig
 from training.layout import RunLayout
 from training.runner import Stage
-from training.stages import agree, curate, evaluate, export, ingest, llm_label, train_info, train_v1, train_v2
+from training.stages import (
+    agree,
+    curate,
+    distill,
+    evaluate,
+    export,
+    ingest,
+    llm_label,
+    train_info,
+    train_v1,
+    train_v2,
+)
 
 
 class StageModule(Protocol):
@@ -40,7 +51,18 @@ class StageModule(Protocol):
     def run(self, layout: RunLayout, settings: Any, *, fingerprint: str, progress: bool = True) -> None: ...
 
 
-STAGES: tuple[StageModule, ...] = (ingest, llm_label, train_v1, agree, curate, train_v2, train_info, export, evaluate)
+STAGES: tuple[StageModule, ...] = (
+    ingest,
+    llm_label,
+    train_v1,
+    agree,
+    curate,
+    train_v2,
+    train_info,
+    distill,
+    export,
+    evaluate,
+)
 STAGE_NAMES: tuple[str, ...] = tuple(module.NAME for module in STAGES)
 
 

@@ -27,7 +27,16 @@ from training.modeling.classifiers import InformationClassifier, JointClassifier
 from training.modeling.saved import ClassifierCard, build_classifier, load_classifier, read_card, save_classifier
 from training.modeling.settings import TrainingSettings
 from training.modeling.targets import emotion_targets, information_targets, joint_targets
-from training.modeling.trainer import EpochRecord, FitResult, fit, positive_class_weights, seed_everything
+from training.modeling.trainer import (
+    BatchObjective,
+    EpochRecord,
+    FitResult,
+    fit,
+    positive_class_weights,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+)
 from training.records import LabelledText
 from training.taxonomy import INFORMATION, MAIN_LABELS, SUB_LABELS
 
@@ -102,6 +111,7 @@ def _train_and_save(
     fingerprint: str,
     on_epoch_end: Callable[[EpochRecord], None] | None,
     progress: bool,
+    objective: BatchObjective | None = None,
 ) -> TrainedModel:
     _freeze_embeddings(model, settings)
     result = fit(
@@ -115,6 +125,7 @@ def _train_and_save(
         pos_weights=pos_weights,
         on_epoch_end=on_epoch_end,
         progress=progress,
+        objective=objective,
     )
     card.training.update(
         {
@@ -296,4 +307,175 @@ def fine_tune_information(
         fingerprint=fingerprint,
         on_epoch_end=on_epoch_end,
         progress=progress,
+    )
+
+
+TEACHER_SCORES_DIR = "teacher"
+
+
+def _records_targets(card: ClassifierCard, records: Sequence[LabelledText]) -> list[np.ndarray]:
+    if card.kind == "multi_head":
+        return list(emotion_targets(records))
+    if card.kind == "joint":
+        return joint_targets(records, negatives=str(card.training.get("negatives", "routed")))
+    raise ValueError(f"a distillation teacher is an emotion model (multi_head or joint), not {card.kind!r}")
+
+
+def fine_tune_student(
+    teachers: Sequence[Path],
+    train: Sequence[LabelledText],
+    unlabelled: Sequence[str],
+    *,
+    settings: TrainingSettings,
+    seed: int,
+    work_dir: Path,
+    fingerprint: str,
+    validation: Sequence[LabelledText] | None = None,
+    layers: Sequence[int] | int | None = None,
+    mode: str = "distill",
+    temperature: float = 2.0,
+    annealing: bool = True,
+    intermediate: str = "none",
+    intermediate_loss: str = "mse",
+    intermediate_weight: float = 1.0,
+    pos_weight_cap: float | None = None,
+    score_chunk_rows: int = 8192,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    progress: bool = True,
+) -> TrainedModel:
+    """A student of the first of ``teachers`` (trained classifier directories): its encoder with
+    ``layers`` kept (``distillation.resolve_layers``), its heads, trained on the labelled ``train``
+    rows plus the ``unlabelled`` texts.
+
+    ``mode="distill"``: every teacher scores every training row once (averaged: an ensemble; kept
+    under ``work_dir/teacher``, resumable) and ``DistillationObjective`` trains the student
+    (``temperature``, ``annealing``, ``intermediate``). ``mode="labels-only"``: the same student on
+    the labelled rows alone with class-weighted BCE, the baseline without distillation.
+    """
+    from service.bundle import sha256_of
+    from training.modeling.distillation import (
+        DistillationObjective,
+        encoder_layers,
+        resolve_layers,
+        student_from_teacher,
+    )
+    from training.modeling.saved import WEIGHTS_FILE
+    from training.modeling.teacher_scores import teacher_logits
+
+    if mode not in ("distill", "labels-only"):
+        raise ValueError(f"mode must be 'distill' or 'labels-only', got {mode!r}")
+    if not teachers:
+        raise ValueError("distillation needs at least one teacher model")
+    reused = _reuse(work_dir, fingerprint)
+    if reused is not None:
+        return reused
+    seed_everything(seed)
+    teacher, tokenizer, teacher_card = load_classifier(teachers[0])
+    teacher_layers = len(encoder_layers(teacher))
+    kept = resolve_layers(layers, teacher_layers)
+    student = student_from_teacher(teacher, kept)
+    distilling = mode == "distill"
+    texts = [record.text for record in train] + (list(unlabelled) if distilling else [])
+    gold = _records_targets(teacher_card, train)
+    targets = [
+        np.concatenate([head, np.full((len(texts) - len(train), head.shape[1]), np.nan, dtype=np.float32)])
+        for head in gold
+    ]
+    with_features = teacher_card.kind == "joint"
+
+    def encode(rows_texts: Sequence[str], rows_targets: Sequence[np.ndarray]) -> EncodedDataset:
+        return encode_dataset(
+            rows_texts,
+            tokenizer,
+            targets=rows_targets,
+            max_sequence_length=settings.max_sequence_length,
+            preprocessing=teacher_card.preprocessing,
+            with_features=with_features,
+            progress=progress,
+        )
+
+    train_set = encode(texts, targets)
+    validation_set = (
+        encode([record.text for record in validation], _records_targets(teacher_card, validation))
+        if validation
+        else None
+    )
+    # as the teacher's recipe: class-weighted emotion heads when capped, neg/pos on the information head
+    caps = [pos_weight_cap, pos_weight_cap, INFORMATION_POS_WEIGHT_CAP][: len(gold)]
+    pos_weights: list[np.ndarray | None] = [
+        None if cap is None else positive_class_weights(head[~np.isnan(head).any(axis=1)], cap=cap)
+        for head, cap in zip(gold, caps, strict=True)
+    ]
+    objective: BatchObjective | None = None
+    scores: dict[str, Any] = {}
+    if distilling:
+        device = resolve_device(settings.device)
+        models = [teacher] + [load_classifier(path)[0] for path in teachers[1:]]
+        for path, model_card in zip(teachers[1:], (read_card(path) for path in teachers[1:]), strict=True):
+            if [head.labels for head in model_card.heads] != [head.labels for head in teacher_card.heads]:
+                raise ValueError(f"teacher {path} has other heads than {teachers[0]}; an ensemble shares its heads")
+        digest = "|".join(sha256_of(Path(path) / WEIGHTS_FILE) for path in teachers)
+        logits = teacher_logits(
+            models,
+            train_set,
+            out_dir=work_dir / TEACHER_SCORES_DIR,
+            teacher_digest=digest,
+            batch_size=settings.eval_batch_size,
+            device=device,
+            precision=resolve_precision(settings.precision, device),
+            chunk_rows=score_chunk_rows,
+            progress=progress,
+        )
+        del models[1:]
+        objective = DistillationObjective(
+            teacher_logits=logits,
+            temperature=temperature,
+            annealing=annealing,
+            intermediate=intermediate,  # type: ignore[arg-type]
+            intermediate_loss=intermediate_loss,  # type: ignore[arg-type]
+            intermediate_weight=intermediate_weight,
+            teacher=teacher if intermediate != "none" else None,
+            student_to_teacher_layers=[index + 1 for index in kept],
+        )
+        scores = {"teacher_logits": str(work_dir / TEACHER_SCORES_DIR)}
+    card = teacher_card.model_copy(deep=True)
+    card.max_sequence_length = settings.max_sequence_length
+    card.training = {
+        **({"negatives": teacher_card.training["negatives"]} if "negatives" in teacher_card.training else {}),
+        "distillation": {
+            "mode": mode,
+            "teachers": [str(path) for path in teachers],
+            "teacher_layers": teacher_layers,
+            "student_layers": kept,
+            "rows": {"labelled": len(train), "unlabelled": len(texts) - len(train)},
+            **(
+                {
+                    "temperature": temperature,
+                    "annealing": annealing,
+                    "intermediate": intermediate,
+                    "intermediate_loss": intermediate_loss,
+                    "intermediate_weight": intermediate_weight,
+                    **scores,
+                }
+                if distilling
+                else {}
+            ),
+        },
+    }
+    if objective is None or objective.teacher is None:
+        del teacher  # only the intermediate losses need the teacher network during training
+    return _train_and_save(
+        student,
+        tokenizer,
+        card,
+        train_set,
+        validation_set,
+        pos_weights=pos_weights,
+        settings=settings,
+        seed=seed,
+        work_dir=work_dir,
+        fingerprint=fingerprint,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+        objective=objective,
     )

@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -130,6 +130,48 @@ def multi_label_loss(
         )
         total = total + losses[known].mean()
     return total
+
+
+class BatchObjective(Protocol):
+    """The loss of one training batch, given the model (it runs the forward pass itself, so it can
+    capture hidden states) and where the batch stands in the run: ``step`` (0-based, over all epochs)
+    of ``total_steps``, a function of the epoch and the batch index only, so a resumed run continues
+    any schedule built on it. ``indices`` are the batch's rows in the training set."""
+
+    def prepare(self, device: torch.device) -> None: ...
+
+    def __call__(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        targets: Sequence[torch.Tensor],
+        indices: np.ndarray,
+        *,
+        step: int,
+        total_steps: int,
+        pos_weights: Sequence[torch.Tensor | None],
+    ) -> torch.Tensor: ...
+
+
+class LabelObjective:
+    """The default objective: ``multi_label_loss`` against the batch's targets."""
+
+    def prepare(self, device: torch.device) -> None:
+        pass
+
+    def __call__(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        targets: Sequence[torch.Tensor],
+        indices: np.ndarray,
+        *,
+        step: int,
+        total_steps: int,
+        pos_weights: Sequence[torch.Tensor | None],
+    ) -> torch.Tensor:
+        outputs = _as_tuple(model(**inputs))
+        return multi_label_loss(outputs, [target.to(outputs[0].device) for target in targets], pos_weights)
 
 
 def positive_class_weights(targets: np.ndarray, *, cap: float) -> np.ndarray:
@@ -262,8 +304,13 @@ def fit(
     pos_weights: Sequence[np.ndarray | None] | None = None,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
     progress: bool = True,
+    objective: BatchObjective | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train`` (resuming from ``checkpoint_dir`` when it holds this run's state)."""
+    """Train ``model`` on ``train`` (resuming from ``checkpoint_dir`` when it holds this run's state).
+
+    ``objective`` computes each batch's loss (default ``LabelObjective``: BCE against the targets;
+    ``training.modeling.distillation.DistillationObjective`` for a student). Validation always
+    scores against ``validation``'s own targets."""
     if len(train) == 0:
         raise ValueError("the training set is empty")
     device = resolve_device(settings.device)
@@ -280,6 +327,11 @@ def fit(
     scheduler = _linear_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     lower_is_better = settings.monitor == "loss"
+    objective = objective or LabelObjective()
+    objective.prepare(device)
+    # the same count every epoch (windows of BUCKET_BATCHES batches, the last one partial)
+    batches_per_epoch = len(length_bucketed_batches(train.lengths(), settings.batch_size, rng=np.random.default_rng(0)))
+    objective_steps = batches_per_epoch * settings.epochs
 
     history: list[EpochRecord] = []
     start_epoch = 1
@@ -320,8 +372,15 @@ def fit(
         for step, indices in enumerate(bar, start=1):
             inputs, targets = collate(train, indices)
             with _autocast(device, precision):
-                outputs = _as_tuple(model(**{name: tensor.to(device) for name, tensor in inputs.items()}))
-            loss = multi_label_loss(outputs, [target.to(device) for target in targets], weights)
+                loss = objective(
+                    model,
+                    {name: tensor.to(device) for name, tensor in inputs.items()},
+                    targets,
+                    indices,
+                    step=(epoch - 1) * batches_per_epoch + step - 1,
+                    total_steps=objective_steps,
+                    pos_weights=weights,
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.splits import TRAIN, validation_rows
-from training.stages import curate, train_info, train_v1, train_v2
+from training.stages import curate, train_info, train_v1
 from training.tables import write_json
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     emotion_name: str = Field("emotion", description="Bundle directory (and name) of BERT v2 under models_dir.")
+    emotion_model: Literal["train_v2", "distill"] = Field(
+        "train_v2", description="Which trained emotion model becomes that bundle: train-v2's, or the distilled student."
+    )
     information_name: str = Field("information", description="Bundle directory of the information model.")
     version: str | None = Field(None, description="Version of both bundles (default: name + hash of the weights).")
     int8: bool = Field(True, description="Also write <name>-int8 (dynamic int8 quantisation, for CPU serving).")
@@ -124,10 +127,15 @@ def manifest(layout: RunLayout) -> Path:
     return layout.dir(SECTION) / "manifest.json"
 
 
+def emotion_model(layout: RunLayout) -> Path:
+    """The trained model exported as the emotion bundle (``emotion_model``: train-v2's or distill's)."""
+    return layout.model(layout.config.export.emotion_model)
+
+
 def inputs(layout: RunLayout) -> list[Path]:
     information = layout.config.train_info.enabled
     return [
-        layout.model(train_v2.SECTION),
+        emotion_model(layout),
         curate.curated_table(layout),
         *([layout.model(train_info.SECTION), train_info.validation_table(layout)] if information else []),
     ]
@@ -142,7 +150,7 @@ def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bo
     snapshot = config.model_dump(mode="json")
     curated = curate.curated_table(layout)
     written = export_files(
-        layout.model(train_v2.SECTION),
+        emotion_model(layout),
         layout.bundle(settings.emotion_name),
         validation=curated,
         settings=settings,
