@@ -54,7 +54,9 @@ def register(subparsers: Any) -> None:
         help=f"diversity is chosen among the pool-factor x count most uncertain (default: {DEFAULT_POOL_FACTOR})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the tie-breaking order (default: 0)")
-    parser.add_argument("--out", type=Path, required=True, help="directory for tasks.json, label_config.xml, report.json")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="directory for tasks.json, label_config.xml, report.json"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=reported_errors(run))
 

@@ -33,7 +33,9 @@ def read_comments(path: Path, *, text_column: str = "text", id_column: str | Non
                 if text is None or not text.strip():
                     continue
                 row = chunk.start_row + offset
-                comments.append(Comment(comment_id if comment_id is not None else f"{file.key}:{row}", text, file.key, row))
+                comments.append(
+                    Comment(comment_id if comment_id is not None else f"{file.key}:{row}", text, file.key, row)
+                )
     if not comments:
         raise ValueError(f"{path}: no comment to select from (column {text_column!r} is empty or blank in every row)")
     return comments

@@ -121,7 +121,9 @@ def select_for_labelling_files(
     )
     if compare is not None and other is not None:
         report["compared_models"] = _models(compare, other)
-        report["served_label_differs"] = int(sum(a != b for a, b in zip(served.scores.served, other.scores.served)))
+        report["served_label_differs"] = int(
+            sum(a != b for a, b in zip(served.scores.served, other.scores.served, strict=True))
+        )
     write_json(out_dir / TASKS_FILE, [task(pick, versions=served.versions) for pick in picks])
     write_text(out_dir / CONFIG_FILE, label_config_xml())
     write_json(out_dir / REPORT_FILE, report)

@@ -45,7 +45,7 @@ def test_margin_and_entropy_order_sure_torn_flat() -> None:
     entropy = entropy_uncertainty(main)
     assert margin[0] < margin[1] < margin[2] == pytest.approx(1.0)
     assert entropy[0] < entropy[1] < entropy[2] == pytest.approx(1.0)
-    assert np.all((0 <= entropy) & (entropy <= 1)) and np.all((0 <= margin) & (margin <= 1))
+    assert np.all((entropy >= 0) & (entropy <= 1)) and np.all((margin >= 0) & (margin <= 1))
     assert entropy_uncertainty(np.array([[1.0, 0, 0, 0, 0]]))[0] == pytest.approx(0.0)
 
 
@@ -68,7 +68,9 @@ def test_disagreement_counts_a_different_label_and_the_distance() -> None:
     assert values[1] > values[2] > 0.5  # both served differently; the first is also farther apart
     assert np.all(values <= 1.0)
     with pytest.raises(ValueError, match="different main labels"):
-        disagreement(student, ModelScores(student.main[:, ::-1], LABELS[::-1], student.served, student.information, 0.8))
+        disagreement(
+            student, ModelScores(student.main[:, ::-1], LABELS[::-1], student.served, student.information, 0.8)
+        )
 
 
 def test_strategies() -> None:
@@ -125,7 +127,9 @@ def test_bad_counts() -> None:
 
 
 def test_report_counts_per_served_label() -> None:
-    report = selection_report(["social", "social", "others"], np.array([0.9, 0.5, 0.7]), considered=10, strategy="mixed")
+    report = selection_report(
+        ["social", "social", "others"], np.array([0.9, 0.5, 0.7]), considered=10, strategy="mixed"
+    )
     assert report["selected"] == 3 and report["considered"] == 10
     assert report["per_served_label"]["social"] == {"count": 2, "uncertainty": {"min": 0.5, "median": 0.7, "max": 0.9}}
     assert report["uncertainty"]["max"] == 0.9

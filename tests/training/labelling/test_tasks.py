@@ -6,7 +6,15 @@ import json
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from training.labelling.tasks import MAIN_CONTROL, SUB_CONTROL, TEXT_NAME, Pick, label_config_xml, predicted_choices, task
+from training.labelling.tasks import (
+    MAIN_CONTROL,
+    SUB_CONTROL,
+    TEXT_NAME,
+    Pick,
+    label_config_xml,
+    predicted_choices,
+    task,
+)
 from training.labelstudio import read_label_studio
 from training.taxonomy import MAIN_LABELS, SUB_LABELS
 
