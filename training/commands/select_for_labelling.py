@@ -82,11 +82,13 @@ def _bars(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]
 def run(args: argparse.Namespace) -> int:
     from training.labelling.select import CONFIG_FILE, TASKS_FILE, select_for_labelling_files
 
+    settings = bundle_settings(args)
+    assert settings is not None  # --models-dir is required
     with _bars(not args.no_progress) as progress:
         report = select_for_labelling_files(
             args.table,
             args.out,
-            settings=bundle_settings(args),
+            settings=settings,
             compare=bundle_settings(args, prefix="compare-"),
             text_column=args.text_column,
             id_column=args.id_column,

@@ -6,7 +6,8 @@ disagreement), pick (``selection``), and write under ``out_dir``:
 
 - ``tasks.json``: the Label Studio tasks, prediction pre-filled (``tasks``), most uncertain first;
 - ``label_config.xml``: the labelling interface those tasks and ``training.labelstudio`` expect;
-- ``report.json``: counts, strategy, models, and the uncertainty range per served label.
+- ``report.json``: counts, strategy, models, the uncertainty range of every distinct text and of
+  the picked ones per served label.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from training.labelling.selection import (
     DEFAULT_STRATEGY,
     Strategy,
     first_of_each,
+    score_summary,
     select,
     selection_report,
     uncertainty,
@@ -111,6 +113,7 @@ def select_for_labelling_files(
             "table": str(table),
             "comments": len(comments),
             "distinct_texts": len(texts),
+            "considered_uncertainty": score_summary(uncertainties),
             "count_asked": count,
             "pool_factor": pool_factor,
             "seed": seed,

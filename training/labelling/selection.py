@@ -192,27 +192,31 @@ def select(
     return diverse_subset(texts, [int(index) for index in pool], count)
 
 
+def score_summary(values: np.ndarray) -> dict[str, float]:
+    """Min, median and max of some scores (empty: {})."""
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values):
+        return {}
+    return {
+        "min": round(float(values.min()), 4),
+        "median": round(float(np.median(values)), 4),
+        "max": round(float(values.max()), 4),
+    }
+
+
 def selection_report(
     served: Sequence[str], scores: np.ndarray, *, considered: int, strategy: Strategy
 ) -> dict[str, Any]:
     """Counts per served label and the score range of the picked comments (overall and per label)."""
     scores = np.asarray(scores, dtype=np.float64)
-
-    def summary(values: np.ndarray) -> dict[str, float]:
-        return {
-            "min": round(float(values.min()), 4),
-            "median": round(float(np.median(values)), 4),
-            "max": round(float(values.max()), 4),
-        }
-
     per_label: dict[str, dict[str, Any]] = {}
     for label in sorted(set(served)):
         mask = np.array([name == label for name in served])
-        per_label[label] = {"count": int(mask.sum()), "uncertainty": summary(scores[mask])}
+        per_label[label] = {"count": int(mask.sum()), "uncertainty": score_summary(scores[mask])}
     return {
         "strategy": strategy,
         "considered": considered,
         "selected": len(served),
-        "uncertainty": summary(scores) if len(scores) else {},
+        "uncertainty": score_summary(scores),
         "per_served_label": per_label,
     }

@@ -20,6 +20,7 @@ from training.layout import RunLayout
 from training.modeling.saved import read_card
 from training.stages import train_info
 from training.tables import read_labelled
+from training.taxonomy import normalise_labels
 
 QUICK = {"epochs": 1, "batch_size": 8, "learning_rate": 0.01, "warmup_ratio": 0.0, "max_sequence_length": 24}
 CORRECTIONS = [(["information"], ["domain_knowledge"]), (["social", "emotions_positive"], ["interaction", "joy"])]
@@ -97,8 +98,11 @@ def test_label_studio_export_round_trips_into_train_info(
     card = read_card(layout.model(train_info.SECTION))  # the trained information model is there
     assert card.kind == "information"
     rows = read_labelled(layout.table(train_info.SECTION, "train")) + read_labelled(train_info.validation_table(layout))
-    trained = {row.text: (set(row.labels), set(row.subcategories)) for row in rows}
+    trained = {row.text: normalise_labels(row.labels, row.subcategories)[:2] for row in rows}
     assert len(rows) == len(trained) == 12  # 15 tasks, 3 skipped by the annotators
-    assert trained == expected
-    assert any("information" in labels for labels, _ in trained.values())
+    # as annotated, up to the pipeline's normalisation (the reader takes the sub-category `other` for a main name)
+    assert trained == {
+        text: normalise_labels(sorted(mains), sorted(subs))[:2] for text, (mains, subs) in expected.items()
+    }
+    assert sum("information" in labels for labels, _ in trained.values()) >= 3  # the corrections are in
     assert {row.source for row in rows} == {"manual"}
