@@ -70,7 +70,11 @@ def _bars(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]
     def bar(description: str, total: int) -> Callable[[int], None]:
         progress = tqdm(total=total, desc=description, unit=" comments", disable=not enabled)
         opened.append(progress)
-        return progress.update
+
+        def advance(comments: int) -> None:
+            progress.update(comments)
+
+        return advance
 
     try:
         yield bar
