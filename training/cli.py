@@ -18,7 +18,11 @@ from collections.abc import Sequence
 # Order is the order shown in --help: the pipeline read top to bottom. A stage's command, if it has
 # one, is ``training/commands/<section>.py``.
 TOOL_COMMANDS: tuple[str, ...] = ("training.commands.import_encoder", "training.commands.tiny_encoder")
-AFTER_STAGES: tuple[str, ...] = ("training.commands.score_served", "training.commands.run")
+AFTER_STAGES: tuple[str, ...] = (
+    "training.commands.score_served",
+    "training.commands.select_for_labelling",
+    "training.commands.run",
+)
 
 
 def command_modules() -> list[str]:

@@ -18,11 +18,14 @@ import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from service.text import Preprocessing
+
+if TYPE_CHECKING:
+    from service.settings import Settings as ServiceSettings
 
 Settings = TypeVar("Settings", bound=BaseModel)
 _DEST_PREFIX = "setting__"
@@ -148,8 +151,51 @@ def stage_settings(args: argparse.Namespace, stage: ModuleType) -> tuple[Any, in
     return settings_from_args(args, stage.Settings, base=section, key=stage.SECTION), seed, preprocessing
 
 
+def add_bundle_options(
+    parser: argparse.ArgumentParser,
+    *,
+    prefix: str = "",
+    required: bool = True,
+    models_help: str = "directory holding the bundles",
+) -> None:
+    """``--<prefix>models-dir``, ``--<prefix>emotion-bundle``, ``--<prefix>information-bundle``: the two
+    bundles the service would load (``service.settings.Settings``)."""
+    models_dir = f"--{prefix}models-dir"
+    parser.add_argument(models_dir, type=Path, required=required, help=models_help)
+    parser.add_argument(
+        f"--{prefix}emotion-bundle", default="emotion", help=f"emotion bundle directory under {models_dir}"
+    )
+    parser.add_argument(
+        f"--{prefix}information-bundle", default="information", help=f"information bundle directory under {models_dir}"
+    )
+
+
+def add_mode_option(parser: argparse.ArgumentParser) -> None:
+    """``--mode``: the service's mode (which information threshold routes a comment)."""
+    from service.settings import Mode
+
+    parser.add_argument("--mode", choices=get_args(Mode), default="precision", help="the service's mode")
+
+
+def bundle_settings(args: argparse.Namespace, *, prefix: str = "") -> ServiceSettings | None:
+    """The service settings of the bundles given by ``add_bundle_options(prefix=prefix)``; None when
+    its ``--<prefix>models-dir`` was not given."""
+    from service.settings import Settings as ServiceSettings
+
+    key = prefix.replace("-", "_")
+    models_dir = getattr(args, f"{key}models_dir")
+    if models_dir is None:
+        return None
+    return ServiceSettings(
+        models_dir=models_dir,
+        emotion_bundle=getattr(args, f"{key}emotion_bundle"),
+        information_bundle=getattr(args, f"{key}information_bundle"),
+    )
+
+
 def reported_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command handler: a bad input (table, config, value) prints one ``error:`` line, exit 2."""
+    """Wrap a command handler: a bad input (table, config, bundle, value) prints one ``error:`` line, exit 2."""
+    from service.bundle import BundleError
     from training.config import ConfigError
     from training.runner import PipelineError
     from training.tables import TableError
@@ -158,7 +204,7 @@ def reported_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[a
     def wrapped(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (ConfigError, PipelineError, TableError, FileNotFoundError, ValueError) as exc:
+        except (BundleError, ConfigError, PipelineError, TableError, FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from service.settings import Mode
-from training.commands.options import reported_errors
+from training.commands.options import add_bundle_options, add_mode_option, reported_errors
 from training.evaluation.served import GOLD_FORMATS
 
 
@@ -20,11 +19,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "score-served", help="score the served label (both bundles + routing) against a gold table"
     )
-    parser.add_argument("--models-dir", type=Path, required=True, help="directory holding the bundles")
-    parser.add_argument("--emotion-bundle", default="emotion", help="emotion bundle directory under --models-dir")
-    parser.add_argument(
-        "--information-bundle", default="information", help="information bundle directory under --models-dir"
-    )
+    add_bundle_options(parser)
     parser.add_argument("--table", type=Path, required=True, help="gold table (labelled-text table, or see --gold)")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument(
@@ -34,7 +29,7 @@ def register(subparsers: Any) -> None:
         help="labels: a labelled-text table of main labels; smp2020: an SMP2020-EWECT JSON array "
         "(happy -> emotions_positive; angry, sad, fear -> emotions_negative; others left out)",
     )
-    parser.add_argument("--mode", choices=get_args(Mode), default="precision", help="the service's mode")
+    add_mode_option(parser)
     parser.add_argument("--worst", type=int, default=30, help="most confident errors listed")
     parser.add_argument("--title", help="report title (default: the table's name)")
     parser.set_defaults(handler=reported_errors(run))

@@ -21,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from service.settings import Mode
 from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS
+
+if TYPE_CHECKING:
+    from service.routing import Decision
 
 
 @dataclass(frozen=True)
@@ -180,36 +183,66 @@ def gold_rows(path: Path, gold: GoldFormat = "labels") -> list[tuple[str, str, s
     ]
 
 
-async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tuple[str, float]]:
-    """``(served label, probability behind it)`` per text, through the service's runtime and router
-    (the bulk path's ``classify_texts``, with scores)."""
+@dataclass(frozen=True)
+class ServedAnswers:
+    """The service's decisions on some texts (with every head's probabilities) and the models behind them."""
+
+    decisions: list[Decision]
+    emotion: str  # the emotion bundle's name: its key in ``Decision.scores`` and ``versions``
+    information: str
+    versions: dict[str, str]  # bundle name -> version
+    main_labels: tuple[str, ...]  # the emotion bundle's main-head labels, in its column order
+    information_threshold: float
+
+
+async def served_decisions(
+    settings: Any, texts: Sequence[str], mode: Mode, *, on_progress: Callable[[int], None] | None = None
+) -> ServedAnswers:
+    """Every text through the service's runtime and router (the bulk path's ``classify_texts``, with
+    scores); ``on_progress(n)`` after each call of ``n`` comments."""
     from service.bulk.runner import CALLS_IN_FLIGHT, bulk_settings, classify_texts
+    from service.routing import MAIN_HEAD
     from service.runtime import Runtime
 
     settings, per_call = bulk_settings(settings)
     runtime = await asyncio.to_thread(Runtime.load, settings)
     runtime.start()
+    threshold = runtime.router.policy.threshold(mode, None)
     try:
         decisions = await classify_texts(
             runtime.router,
             texts,
             mode=mode,
-            information_threshold=runtime.router.policy.threshold(mode, None),
+            information_threshold=threshold,
             comments_per_call=per_call,
             calls_in_flight=CALLS_IN_FLIGHT,
+            on_progress=on_progress,
             return_scores=True,
         )
     finally:
         await runtime.stop()
-    emotion = runtime.router.emotion.metadata.name
+    emotion = runtime.router.emotion.metadata
+    return ServedAnswers(
+        decisions=decisions,
+        emotion=emotion.name,
+        information=runtime.router.information.metadata.name,
+        versions=runtime.router.versions,
+        main_labels=tuple(emotion.head(MAIN_HEAD).labels),
+        information_threshold=threshold,
+    )
+
+
+async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tuple[str, float]]:
+    """``(served label, probability behind it)`` per text."""
+    answers = await served_decisions(settings, texts, mode)
     return [
         (
             decision.label,
             decision.information_probability
             if decision.label == INFORMATION and decision.information_probability is not None
-            else (decision.scores or {})[emotion]["main"][decision.label],
+            else (decision.scores or {})[answers.emotion]["main"][decision.label],
         )
-        for decision in decisions
+        for decision in answers.decisions
     ]
 
 
