@@ -1,5 +1,5 @@
-"""``danmaku-train score-served``: score the label the service returns (both bundles, routing rule,
-thresholds) on a gold table; writes ``served.json`` and ``served.md`` under ``--out``.
+"""``danmaku-train score-served``: score the label the service returns (both bundles, or one joint emotion
+bundle, routing rule, thresholds) on a gold table; writes ``served.json`` and ``served.md`` under ``--out``.
 
 The comments go through the service's own ``Runtime`` (bundles, micro-batchers, router), exactly as
 ``POST /classify`` and ``danmaku-serve classify-file`` answer them.
@@ -23,7 +23,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--models-dir", type=Path, required=True, help="directory holding the bundles")
     parser.add_argument("--emotion-bundle", default="emotion", help="emotion bundle directory under --models-dir")
     parser.add_argument(
-        "--information-bundle", default="information", help="information bundle directory under --models-dir"
+        "--information-bundle",
+        default="information",
+        help="information bundle directory under --models-dir (not needed, and not loaded, when the emotion "
+        "bundle carries the information head)",
     )
     parser.add_argument("--table", type=Path, required=True, help="gold table (labelled-text table, or see --gold)")
     parser.add_argument("--out", type=Path, required=True, help="report directory")

@@ -190,9 +190,10 @@ def gold_rows(path: Path, gold: GoldFormat = "labels") -> list[tuple[str, str, s
     ]
 
 
-async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tuple[str, float]]:
+async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> tuple[list[tuple[str, float]], dict[str, str]]:
     """``(served label, probability behind it)`` per text, through the service's runtime and router
-    (the bulk path's ``classify_texts``, with scores)."""
+    (the bulk path's ``classify_texts``, with scores), and the served bundles' versions (one bundle when
+    the emotion bundle carries the information head)."""
     from service.bulk.runner import CALLS_IN_FLIGHT, bulk_settings, classify_texts
     from service.runtime import Runtime
 
@@ -212,7 +213,7 @@ async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tup
     finally:
         await runtime.stop()
     emotion = runtime.router.emotion.metadata.name
-    return [
+    answers = [
         (
             decision.label,
             decision.information_probability
@@ -221,6 +222,7 @@ async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tup
         )
         for decision in decisions
     ]
+    return answers, runtime.router.versions
 
 
 def score_served_files(
@@ -235,19 +237,25 @@ def score_served_files(
     worst: int = 30,
     title: str | None = None,
 ) -> dict[str, Any]:
-    """Classify ``table`` with the service's runtime on the two bundles; write ``served.json``, ``served.md``
+    """Classify ``table`` with the service's runtime on the two bundles (or the one joint emotion bundle,
+    whose information head then decides, ``service.runtime.service_bundles``); write ``served.json``, ``served.md``
     and ``rows.jsonl`` (every row's served label) under ``out_dir``; return the report."""
     from service.settings import Settings
 
     rows = gold_rows(table, gold)
     settings = Settings(models_dir=models_dir, emotion_bundle=emotion_bundle, information_bundle=information_bundle)
-    answers = asyncio.run(_classify(settings, [text for _, text, _, _ in rows], mode))
+    answers, versions = asyncio.run(_classify(settings, [text for _, text, _, _ in rows], mode))
     served = [
         ServedRow(id=row_id, text=text, source=source, gold=labels, label=label, confidence=confidence)
         for (row_id, text, source, labels), (label, confidence) in zip(rows, answers, strict=True)
     ]
     report = score_served(served, worst=worst)
-    report["models"] = {"dir": str(models_dir), "emotion": emotion_bundle, "information": information_bundle}
+    report["models"] = {
+        "dir": str(models_dir),
+        "emotion": emotion_bundle,
+        "information": information_bundle if len(versions) > 1 else None,  # None: the joint head decided
+        "versions": versions,
+    }
     report["mode"] = mode
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "served.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
