@@ -173,7 +173,7 @@ class BundleMetadata(BaseModel):
 
 def carries_information_head(metadata: BundleMetadata) -> bool:
     """An emotion bundle that also carries the information head (a joint bundle: one encoder, both tasks)."""
-    return metadata.task == "emotion" and any(head.name == INFORMATION_HEAD for head in metadata.heads)
+    return metadata.task == "emotion" and takes_features(metadata.task, metadata.heads)
 
 
 def information_head(metadata: BundleMetadata) -> Head:
