@@ -76,7 +76,7 @@ class CheckpointPredictor:
         from training.modeling.trainer import resolve_device
 
         self.model, self.tokenizer, self.card = load_classifier(Path(directory))
-        self.task = self.card.task
+        self.task: str = self.card.task
         self.heads = list(self.card.heads)
         self.description = {"kind": "checkpoint", "path": str(directory), "base_encoder": self.card.base_encoder}
         self.batch_size = batch_size
