@@ -10,7 +10,8 @@ Servers (same encoder size: a random-weight encoder with multilingual-e5-small's
 12 layers, hidden 384, FFN 1536, 12 heads, unless --hidden-size/--layers say otherwise):
 
 - ours fp32: ``danmaku-serve`` with two bundles (emotion on every comment, information on the
-  comments routed to it), ONNX Runtime, dynamic micro-batching. Extra rows: ``--int8`` (the int8
+  comments routed to it; or one joint emotion bundle, when the models dir holds one, e.g. a kept
+  ``--workdir``), ONNX Runtime, dynamic micro-batching. Extra rows: ``--int8`` (the int8
   variants) and ``--batching-off`` (max batch size 1).
 - Infinity (``infinity-emb``, torch engine; ``--infinity-optimum`` adds its ONNX engine): one
   sequence-classification checkpoint, ``/classify``.
@@ -261,8 +262,17 @@ def peer_missing(python: str, *packages: str) -> str | None:
     return f"not installed for {python}: {missing} (install the `bench` extra, see docs/PERFORMANCE.md)"
 
 
+def our_models(models: Path) -> str:
+    """What our rows serve: two bundles, or one joint emotion bundle (its information head decides, no
+    information bundle is loaded; see service/runtime.py)."""
+    from service.bundle import carries_information_head, read_metadata
+
+    return "one joint model" if carries_information_head(read_metadata(models / "emotion")) else "two models"
+
+
 def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Server]:
     threads = str(args.threads)
+    shape = our_models(models)
 
     def ours(name: str, extra: dict[str, str]) -> Server:
         return Server(
@@ -279,13 +289,14 @@ def servers(args: argparse.Namespace, models: Path, checkpoint: Path) -> list[Se
             body=lambda texts: {"comments": [{"text": text} for text in texts]},
         )
 
-    listed = [ours("ours fp32 (two models)", {})]
+    listed = [ours(f"ours fp32 ({shape})", {})]
     if args.batching_off:
         listed.append(ours("ours, batching off", {"DANMAKU_MAX_BATCH_SIZE": "1", "DANMAKU_MAX_WAIT_MS": "0"}))
     if args.int8:
         listed.append(
             ours(
-                "ours int8 (two models)",
+                f"ours int8 ({shape})",
+                # DANMAKU_INFORMATION_BUNDLE is ignored (not loaded) when emotion-int8 is a joint bundle
                 {"DANMAKU_EMOTION_BUNDLE": "emotion-int8", "DANMAKU_INFORMATION_BUNDLE": "information-int8"},
             )
         )

@@ -8,6 +8,7 @@ generated ones otherwise.
 
     python benchmarks/serving_throughput.py                          # random-weight encoder, CPU
     python benchmarks/serving_throughput.py --models-dir models      # your trained bundles
+                                                   # (emotion + information, or one joint emotion bundle)
 
 Without --models-dir it exports two random-weight bundles (needs the ``train`` extra) with an
 encoder of --hidden-size/--layers: the network classifies nothing but costs what its size costs.

@@ -7,6 +7,13 @@ A bundle is a directory::
         tokenizer.json    the fast tokenizer used at training time (+ its config files)
         bundle.json       ``BundleMetadata`` below
 
+Two tasks: an ``emotion`` bundle (heads ``main`` and usually ``sub``) and an ``information`` bundle
+(one sigmoid head labelled ``information``, taking the ``features`` input). An emotion bundle may also
+carry the information head, named ``information``, on the same encoder (a *joint* bundle,
+``carries_information_head``); it then takes the ``features`` input like an information bundle, and
+the service needs no information bundle. A bundle takes ``features`` exactly when it has an
+information head (``takes_features``).
+
 ``load_bundle`` refuses a bundle whose metadata is missing or inconsistent with a message that
 names the file and the problem; every file it names (and ``bundle.json`` itself) must resolve inside
 the bundle directory: an absolute name, a ``..`` or a symlink leading out is refused. Checks that
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +38,7 @@ BUNDLE_FILE = "bundle.json"
 SCHEMA_VERSION = 1
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FEATURES_INPUT = "features"
+INFORMATION_HEAD = "information"
 
 
 class BundleError(Exception):
@@ -133,11 +142,26 @@ class BundleMetadata(BaseModel):
             raise ValueError(f"head names and outputs must be unique: {names}, {outputs}")
         if self.task == "emotion" and "main" not in names:
             raise ValueError(f"an emotion bundle needs a head named 'main', got {names}")
-        if self.task == "information":
-            if FEATURES_INPUT not in self.inputs:
+        joint = carries_information_head(self)
+        if self.task == "information" or joint:
+            head = information_head(self)
+            if head.labels != ["information"] or head.activation != "sigmoid":
+                raise ValueError(
+                    f"the information head ({head.name!r}) is one sigmoid logit labelled 'information', "
+                    f"got labels {head.labels} ({head.activation})"
+                )
+        if takes_features(self.task, self.heads) != (FEATURES_INPUT in self.inputs):
+            if self.task == "information":
                 raise ValueError("an information bundle takes the 'features' input")
-            if self.heads[0].labels != ["information"] or self.heads[0].activation != "sigmoid":
-                raise ValueError("an information bundle's first head is one sigmoid logit labelled 'information'")
+            if joint:
+                raise ValueError(
+                    f"an emotion bundle with an {INFORMATION_HEAD!r} head (a joint bundle) takes the 'features' "
+                    f"input and lists the feature names {list(TEXT_FEATURE_NAMES)}; its inputs are {self.inputs}"
+                )
+            raise ValueError(
+                f"an emotion bundle takes the 'features' input only with an {INFORMATION_HEAD!r} head "
+                f"(a joint bundle); its heads are {names}"
+            )
         return self
 
     def head(self, name: str) -> Head:
@@ -145,6 +169,23 @@ class BundleMetadata(BaseModel):
             if head.name == name:
                 return head
         raise KeyError(name)
+
+
+def carries_information_head(metadata: BundleMetadata) -> bool:
+    """An emotion bundle that also carries the information head (a joint bundle: one encoder, both tasks)."""
+    return metadata.task == "emotion" and takes_features(metadata.task, metadata.heads)
+
+
+def information_head(metadata: BundleMetadata) -> Head:
+    """The head whose probability decides ``information``: an information bundle's first head, a joint
+    bundle's ``information`` head; ``KeyError`` for an emotion bundle without one."""
+    return metadata.heads[0] if metadata.task == "information" else metadata.head(INFORMATION_HEAD)
+
+
+def takes_features(task: str, heads: Sequence[Head]) -> bool:
+    """Whether a model of ``task`` with ``heads`` takes the text ``features`` input: exactly when it has an
+    information head (an information model, or an emotion model carrying the ``information`` head)."""
+    return task == "information" or any(head.name == INFORMATION_HEAD for head in heads)
 
 
 def sha256_of(path: Path) -> str:

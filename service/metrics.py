@@ -102,7 +102,10 @@ class Metrics:
             "danmaku_predictions_total", "Final labels returned, by label.", ["label"], registry=r
         )
         self.routed = Counter(
-            "danmaku_routed_comments_total", "Comments sent to the information model, by mode.", ["mode"], registry=r
+            "danmaku_routed_comments_total",
+            "Comments routed to the information model (or a joint bundle's information head), by mode.",
+            ["mode"],
+            registry=r,
         )
         self.rejections = Counter(
             "danmaku_rejections_total", "Requests refused, by reason (the error code).", ["reason"], registry=r

@@ -8,17 +8,21 @@ The rule (also in docs/serving.md):
    the bundle's label order). So ``label`` is always one of ``labels`` when ``labels`` is not empty,
    also with per-class thresholds tuned on validation.
 2. A comment whose top label is one of ``routed_labels`` (default ``others`` and ``social``) also
-   goes to the information bundle, with its five text features.
+   goes to the information bundle, with its five text features. When the emotion bundle carries the
+   information head itself (a joint bundle, ``service.bundle.carries_information_head``) there is no
+   information bundle: the routed comment's information probability is that head's output from the
+   same emotion pass (no second model call), and the route names only the emotion bundle.
 3. The comment is ``information`` when the information probability is at least the threshold:
    the request's ``information_threshold`` if given, else its mode's (precision 0.8, recall 0.3,
-   both settings). Otherwise its label stays the top label.
+   both settings). Otherwise its label stays the top label. Comments not routed have no
+   information probability (null), with either bundle shape.
 4. ``subcategory``: the sub-category with the highest probability on the emotion bundle's ``sub``
-   head among the children of the final label. The information bundle has no sub head, so an
+   head among the children of the final label. The information head has no sub-categories, so an
    ``information`` decision takes the emotion bundle's best information sub-category. Null when
    the emotion bundle has no ``sub`` head.
 5. ``labels``: every main label whose emotion probability clears that label's threshold in the
-   bundle, except ``information``, which is decided by the information model when it ran
-   (step 3) and by the emotion model's own threshold when it did not. As in the training labels
+   bundle, except ``information``, which is decided by the information head when the comment was
+   routed (step 3) and by the ``main`` head's own threshold when it was not. As in the training labels
    (``training.taxonomy.normalise_labels``), ``others`` is dropped when another label is present.
    In schema order; may be empty when nothing clears its threshold (``label`` always has a value).
 """
@@ -31,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from service.bundle import BundleError, BundleMetadata, Head
+from service.bundle import BundleError, BundleMetadata, Head, carries_information_head, information_head
 from service.model import Prediction
 from service.settings import Mode, Settings
 from service.taxonomy import INFORMATION, MAIN_LABELS, OTHERS, PARENT_OF, others_yields
@@ -94,12 +98,26 @@ class DecisionObserver(Protocol):
     def decided(self, batch: RoutedBatch) -> None: ...
 
 
-def check_bundles(emotion: BundleMetadata, information: BundleMetadata, policy: RoutingPolicy) -> None:
-    """Refuse bundles the hierarchy cannot use; the message names the bundle.json at fault."""
+def check_bundles(emotion: BundleMetadata, information: BundleMetadata | None, policy: RoutingPolicy) -> None:
+    """Refuse bundles the hierarchy cannot use; the message names the bundle.json at fault.
+
+    ``information`` is None exactly when the emotion bundle carries the information head (a joint bundle)."""
     emotion_file = f"{emotion.name}/bundle.json"
     if emotion.task != "emotion":
         raise BundleError(emotion_file, f"the emotion bundle has task {emotion.task!r}, expected 'emotion'")
-    if information.task != "information":
+    if information is None and not carries_information_head(emotion):
+        raise BundleError(
+            emotion_file,
+            "the emotion bundle has no 'information' head and no information bundle was given: "
+            "the hierarchy needs one of them",
+        )
+    if information is not None and carries_information_head(emotion):
+        raise BundleError(
+            f"{information.name}/bundle.json",
+            f"the emotion bundle {emotion.name!r} carries the information head; an information bundle must not "
+            "be given as well (one model decides 'information')",
+        )
+    if information is not None and information.task != "information":
         raise BundleError(f"{information.name}/bundle.json", f"the information bundle has task {information.task!r}")
     main = emotion.head(MAIN_HEAD)
     unknown = [label for label in main.labels if label not in MAIN_LABELS]
@@ -188,24 +206,32 @@ def decide(
 
 
 class Router:
-    """Runs the emotion model on every comment and the information model on the routed ones."""
+    """Runs the emotion model on every comment and the information model on the routed ones; with a joint
+    emotion bundle (``information`` None) the routed ones are decided by its own information head."""
 
     def __init__(
         self,
         emotion: Classifier,
-        information: Classifier,
+        information: Classifier | None,
         policy: RoutingPolicy,
         observer: DecisionObserver | None = None,
     ) -> None:
-        check_bundles(emotion.metadata, information.metadata, policy)
+        check_bundles(emotion.metadata, None if information is None else information.metadata, policy)
         self.emotion = emotion
         self.information = information
         self.policy = policy
         self.observer = observer
 
     @property
+    def deciding_information(self) -> Classifier:
+        """The model whose information head decides routed comments: the information model, else the
+        (joint) emotion model."""
+        return self.information if self.information is not None else self.emotion
+
+    @property
     def versions(self) -> dict[str, str]:
-        return {model.metadata.name: model.metadata.version for model in (self.emotion, self.information)}
+        models = (self.emotion,) if self.information is None else (self.emotion, self.information)
+        return {model.metadata.name: model.metadata.version for model in models}
 
     async def classify(
         self,
@@ -218,30 +244,30 @@ class Router:
         mode = mode or self.policy.default_mode
         threshold = self.policy.threshold(mode, information_threshold)
         emotion_meta = self.emotion.metadata
-        information_meta = self.information.metadata
         main = emotion_meta.head(MAIN_HEAD)
 
         emotion_predictions = await self.emotion.predict(texts)
         tops = [top_label(main, prediction[MAIN_HEAD]) for prediction in emotion_predictions]
         routed = [index for index, top in enumerate(tops) if top in self.policy.routed_labels]
         information_predictions: dict[int, Prediction] = {}
-        if routed:
+        if self.information is None:
+            information_predictions = {index: emotion_predictions[index] for index in routed}
+        elif routed:
             answers = await self.information.predict([texts[index] for index in routed])
             information_predictions = dict(zip(routed, answers, strict=True))
 
-        information_head = information_meta.heads[0]
+        information_meta = self.deciding_information.metadata
+        head = information_head(information_meta)
         decisions = []
         for index, emotion_prediction in enumerate(emotion_predictions):
             information_prediction = information_predictions.get(index)
-            probability = (
-                None if information_prediction is None else float(information_prediction[information_head.name][0])
-            )
+            probability = None if information_prediction is None else float(information_prediction[head.name][0])
             label, subcategory, labels = decide(emotion_prediction, emotion_meta, tops[index], probability, threshold)
             route = [emotion_meta.name]
             scores = None
             if return_scores:
                 scores = {emotion_meta.name: _head_scores(emotion_meta, emotion_prediction)}
-            if information_prediction is not None:
+            if information_prediction is not None and self.information is not None:
                 route.append(information_meta.name)
                 if scores is not None:
                     scores[information_meta.name] = _head_scores(information_meta, information_prediction)

@@ -1,4 +1,8 @@
-"""What the service runs: the two models, a micro-batcher for each, and the router over them.
+"""What the service runs: the models, a micro-batcher for each, and the router over them.
+
+The models are the emotion bundle and the information bundle, or the emotion bundle alone when it
+carries the information head (a joint bundle). That rule is ``service_bundles``: a joint emotion bundle
+wins, and an information bundle beside it is not loaded (logged).
 
 Built by the app's lifespan (and usable without HTTP, e.g. by a bulk classification command)::
 
@@ -18,7 +22,7 @@ import onnxruntime as ort
 
 from service import tracing
 from service.batcher import BatcherClosed, MicroBatcher, QueueFull
-from service.bundle import BundleMetadata, load_bundle
+from service.bundle import Bundle, BundleMetadata, carries_information_head, load_bundle
 from service.errors import Overloaded, ShuttingDown
 from service.metrics import Metrics
 from service.model import EncodedText, OnnxModel, Prediction, choose_providers
@@ -50,6 +54,22 @@ class BatchedModel:
             raise ShuttingDown() from exc
 
 
+def service_bundles(settings: Settings) -> list[Bundle]:
+    """The bundles to serve, emotion first: the information bundle only when the emotion bundle lacks the
+    information head; both checked (``load_bundle``)."""
+    emotion = load_bundle(settings.bundle_dir(settings.emotion_bundle), verify_sha256=settings.verify_sha256)
+    information_dir = settings.bundle_dir(settings.information_bundle)
+    if carries_information_head(emotion.metadata):
+        if information_dir.exists():
+            logger.info(
+                "bundle %s carries the information head: %s is not loaded (the joint head decides 'information')",
+                emotion.metadata.name,
+                information_dir,
+            )
+        return [emotion]
+    return [emotion, load_bundle(information_dir, verify_sha256=settings.verify_sha256)]
+
+
 class Runtime:
     def __init__(self, models: Sequence[OnnxModel], router: Router, batched: Sequence[BatchedModel]) -> None:
         self.models = list(models)
@@ -58,20 +78,18 @@ class Runtime:
 
     @classmethod
     def load(cls, settings: Settings, metrics: Metrics | None = None) -> Runtime:
-        """Load, check and warm up both bundles (blocking; the lifespan runs it in a thread)."""
+        """Load, check and warm up the bundles (blocking; the lifespan runs it in a thread)."""
         metrics = metrics or Metrics()
         providers = choose_providers(settings.execution_provider, ort.get_available_providers())
-        models = []
-        for name in (settings.emotion_bundle, settings.information_bundle):
-            bundle = load_bundle(settings.bundle_dir(name), verify_sha256=settings.verify_sha256)
-            models.append(
-                OnnxModel.load(
-                    bundle,
-                    providers=providers,
-                    intra_op_threads=settings.intra_op_threads,
-                    inter_op_threads=settings.inter_op_threads,
-                )
+        models = [
+            OnnxModel.load(
+                bundle,
+                providers=providers,
+                intra_op_threads=settings.intra_op_threads,
+                inter_op_threads=settings.inter_op_threads,
             )
+            for bundle in service_bundles(settings)
+        ]
         policy = RoutingPolicy.from_settings(settings)
         batched = [
             BatchedModel(
@@ -89,7 +107,8 @@ class Runtime:
             )
             for model in models
         ]
-        router = Router(batched[0], batched[1], policy, observer=metrics)  # checks the bundles before warm-up
+        information = batched[1] if len(batched) > 1 else None
+        router = Router(batched[0], information, policy, observer=metrics)  # checks the bundles before warm-up
         for model in models:
             model.warm_up(runs=settings.warmup_runs, batch_sizes=(1, settings.max_batch_size))
             metrics.record_model(model)

@@ -38,7 +38,10 @@ class Settings(BaseSettings):
         "emotion", min_length=1, description="Bundle directory (under models_dir) of the emotion model."
     )
     information_bundle: str = Field(
-        "information", min_length=1, description="Bundle directory (under models_dir) of the information model."
+        "information",
+        min_length=1,
+        description="Bundle directory (under models_dir) of the information model; not needed (and not loaded) "
+        "when the emotion bundle carries the information head (a joint bundle).",
     )
     verify_sha256: bool = Field(True, description="Refuse a bundle whose model.onnx does not match its sha256.")
 

@@ -28,6 +28,16 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: 
 
 
 @pytest.fixture(scope="session")
+def tiny_joint_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path) -> Path:
+    """A models directory holding only a tiny joint ``emotion`` bundle (heads main, sub and information)."""
+    from tests.fixtures.bundles import joint_bundle
+
+    models = tmp_path_factory.mktemp("joint-models")
+    joint_bundle(tiny_encoder_dir, models / "emotion")
+    return models
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data when present (this workplace); tests that need it skip elsewhere."""
     if not SHARED_DATA.is_dir():

@@ -94,7 +94,24 @@ class PipelineConfig(BaseModel):
             raise ValueError("distill.teachers names train_v1, but train_v1.enabled is false")
         if self.export.emotion_model == "distill" and not self.distill.enabled:
             raise ValueError("export.emotion_model is 'distill' but distill.enabled is false")
+        if self.train_v2.information_head and self.train_info.enabled:
+            raise ValueError(
+                "train_v2.information_head is true (the joint model: its information head replaces the information "
+                "model, and export writes one emotion bundle) but train_info.enabled is true too; "
+                "set train_info.enabled: false, or train_v2.information_head: false for the two-bundle hierarchy"
+            )
         return self
+
+    @property
+    def information_negatives(self) -> str:
+        """Negatives of the model that decides ``information`` (the joint model's head, else train-info's)."""
+        return self.train_v2.information_negatives if self.train_v2.information_head else self.train_info.negatives
+
+    @property
+    def serves_information(self) -> bool:
+        """Whether export writes what the service needs for the whole hierarchy: an information bundle,
+        or a joint emotion bundle carrying the information head."""
+        return self.train_v2.information_head or self.train_info.enabled
 
     def section(self, name: str) -> Any:
         value = getattr(self, name)

@@ -228,8 +228,8 @@ async def run_shard(
         on_bad_rows=options.on_bad_rows,
     )
     await asyncio.to_thread(claim_run, output_dir, run)
-    emotion_version, information_version = router.versions.values()  # emotion first, as the router runs them
-    versions = (emotion_version, information_version)
+    # information_version: the bundle whose head decides 'information' (the emotion bundle itself when joint)
+    versions = (router.emotion.metadata.version, router.deciding_information.metadata.version)
     advance: Callable[[int], None] = progress.update if progress is not None else (lambda _rows: None)
 
     all_parts: list[PartRecord] = []

@@ -26,7 +26,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--input", type=Path, required=True, help="a .parquet/.csv(.gz)/.jsonl(.gz) file or a folder")
     parser.add_argument("--output", type=Path, required=True, help="output folder (parts, _run.json, _manifests/)")
-    parser.add_argument("--models-dir", type=Path, help="folder with the emotion/ and information/ bundles")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="folder with the emotion/ and information/ bundles (or one joint emotion/ bundle)",
+    )
     parser.add_argument("--text-column", default="text", help="column (or JSON key) holding the comment (text)")
     parser.add_argument("--id-column", help="column holding an id to copy to the output (default: none)")
     parser.add_argument("--mode", choices=["precision", "recall"], help="default: DANMAKU_DEFAULT_MODE")

@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", help="interface to listen on (DANMAKU_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (DANMAKU_PORT, default 8000)")
     parser.add_argument(
-        "--models-dir", type=Path, help="directory with the emotion/ and information/ bundles (default models/)"
+        "--models-dir",
+        type=Path,
+        help="directory with the emotion/ and information/ bundles, or one joint emotion/ bundle (default models/)",
     )
     parser.add_argument(
         "--log-level", choices=["critical", "error", "warning", "info", "debug"], help="(DANMAKU_LOG_LEVEL)"

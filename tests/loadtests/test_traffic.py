@@ -197,3 +197,13 @@ def test_the_routing_is_read_from_v1_models() -> None:
     }
     routing = Routing.from_models_response(copy.deepcopy(body))
     assert routing == Routing({"precision": 0.9, "recall": 0.2}, "recall", ("emotion", "information"))
+
+
+def test_a_joint_bundle_answers_routed_comments_with_a_one_model_route() -> None:
+    body = answer()
+    body["models"] = {"emotion": "joint-1"}
+    body["results"][1]["route"] = ["emotion"]  # routed, decided by the emotion bundle's own information head
+    joint = Routing(thresholds={"precision": 0.8, "recall": 0.3}, default_mode="precision", models=("emotion",))
+    assert judge(body, routing=joint).kind == "ok"
+    body["results"][1]["information_probability"] = 0.1  # information below the threshold
+    assert judge(body, routing=joint).kind == "failure"

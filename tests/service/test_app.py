@@ -445,3 +445,28 @@ async def test_openapi_documents_the_limits_errors_and_auth(tiny_models_dir: Pat
     assert {"200", "400", "401", "413", "422", "429", "503"} <= set(classify["responses"])
     assert classify["security"] == [{"bearer": []}]
     assert docs.status_code == 200
+
+
+async def test_a_models_dir_with_only_a_joint_emotion_bundle_is_served(tiny_joint_models_dir: Path) -> None:
+    settings = Settings(models_dir=tiny_joint_models_dir, warmup_runs=1, max_wait_ms=2)
+    comments = [{"text": "前方高能！！"}, {"text": "这首曲子的作者是谁？"}, {"text": "awsl"}, {"text": "有人吗"}]
+    async with serving(settings) as (_, client):
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
+        response = await client.post("/classify", json={"comments": comments, "return_scores": True})
+        models = (await client.get("/v1/models")).json()
+        exposition = (await client.get("/metrics")).text
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["models"] == {"emotion": "test-joint-1"}
+    for result in body["results"]:
+        assert result["label"] in MAIN_LABELS and result["route"] == ["emotion"]
+        scores = result["scores"]["emotion"]
+        assert set(scores) == {"main", "sub", "information"}
+        top = max(scores["main"].items(), key=lambda item: item[1])[0]
+        routed = top in ("others", "social")
+        assert (result["information_probability"] is not None) == routed
+        if routed:
+            assert result["information_probability"] == pytest.approx(scores["information"]["information"])
+    assert [model["name"] for model in models["models"]] == ["emotion"]
+    assert models["models"][0]["features"] and models["models"][0]["heads"][2]["name"] == "information"
+    assert 'danmaku_model_info{model="emotion"' in exposition and 'model="information"' not in exposition

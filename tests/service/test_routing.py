@@ -13,6 +13,8 @@ from tests.fixtures.fake_models import (
     emotion_prediction,
     information_metadata,
     information_prediction,
+    joint_metadata,
+    joint_prediction,
 )
 
 POSITIVE = "太好听了"
@@ -186,3 +188,52 @@ async def test_the_observer_counts_every_routed_batch_as_the_api_and_classify_fi
     assert value("danmaku_predictions_total", {"label": "emotions_positive"}) == 1
     assert value("danmaku_predictions_total", {"label": "others"}) == 1
     assert value("danmaku_routed_comments_total", {"mode": "precision"}) == 2
+
+
+# --- a joint emotion bundle: the information head on the same encoder, no information bundle ---------
+
+JOINT_TABLE = {
+    POSITIVE: joint_prediction({"emotions_positive": 0.9, "information": 0.7}, {"admiration": 0.8}, information=0.99),
+    OTHERS: joint_prediction({"others": 0.7, "information": 0.4}, {"other": 0.9}, information=0.1),
+    QUESTION: joint_prediction({"others": 0.5}, {"other": 0.4, "situated_knowledge": 0.5}, information=0.85),
+}
+
+
+def make_joint_router() -> tuple[Router, FakeClassifier]:
+    emotion = FakeClassifier(joint_metadata(), JOINT_TABLE)
+    return Router(emotion, None, RoutingPolicy.from_settings(Settings())), emotion
+
+
+async def test_a_joint_bundle_decides_routed_comments_with_its_own_information_head() -> None:
+    router, emotion = make_joint_router()
+    batch = await router.classify([POSITIVE, OTHERS, QUESTION], mode="precision", return_scores=True)
+    positive, others, question = batch.decisions
+    assert emotion.calls == [[POSITIVE, OTHERS, QUESTION]]  # one model call, no second pass
+    assert [decision.route for decision in batch.decisions] == [["emotion"]] * 3
+    # Not routed: no information probability, even though the head says 0.99; main's own 0.7 gives the label.
+    assert positive.information_probability is None
+    assert positive.label == "emotions_positive" and positive.labels == ["information", "emotions_positive"]
+    # Routed: the head's probability against the mode's threshold (0.1 < 0.8 <= 0.85).
+    assert others.information_probability == pytest.approx(0.1) and others.label == "others"
+    assert question.information_probability == pytest.approx(0.85) and question.label == "information"
+    assert question.subcategory == "situated_knowledge" and question.labels == ["information"]
+    assert question.scores is not None and set(question.scores) == {"emotion"}
+    assert question.scores["emotion"]["information"] == {"information": pytest.approx(0.85)}
+    assert batch.models == {"emotion": "fake-joint-5"}
+    assert router.deciding_information is emotion
+
+
+async def test_a_joint_bundle_honours_the_request_threshold_override() -> None:
+    router, _ = make_joint_router()
+    lenient = await router.classify([OTHERS], mode="precision", information_threshold=0.05)
+    assert lenient.decisions[0].label == "information"
+    strict = await router.classify([QUESTION], mode="recall", information_threshold=0.9)
+    assert strict.decisions[0].label == "others"
+
+
+def test_the_information_decision_needs_exactly_one_source() -> None:
+    policy = RoutingPolicy.from_settings(Settings())
+    with pytest.raises(BundleError, match=r"emotion/bundle.json: .*no 'information' head and no information bundle"):
+        Router(FakeClassifier(emotion_metadata(), {}), None, policy)
+    with pytest.raises(BundleError, match=r"information/bundle.json: .*carries the information head"):
+        Router(FakeClassifier(joint_metadata(), {}), FakeClassifier(information_metadata(), {}), policy)

@@ -54,3 +54,14 @@ def test_unreadable_files(tmp_path: Path) -> None:
     bad.write_text("labels: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_the_joint_model_replaces_the_information_model() -> None:
+    base = {"labels": "x.jsonl", "manual_labels": "m.csv", "train_v2": {"information_head": True}}
+    with pytest.raises(ConfigError, match=r"train_v2\.information_head is true .* set train_info\.enabled: false"):
+        parse_config(base, source="test.yaml")
+    config = parse_config({**base, "train_info": {"enabled": False}})
+    assert config.serves_information and config.information_negatives == "routed"
+    from training.stages import export
+
+    assert export.bundle_names(config) == ["emotion"]  # one bundle: no information bundle is exported

@@ -166,7 +166,10 @@ def add_bundle_options(
         f"--{prefix}emotion-bundle", default="emotion", help=f"emotion bundle directory under {models_dir}"
     )
     parser.add_argument(
-        f"--{prefix}information-bundle", default="information", help=f"information bundle directory under {models_dir}"
+        f"--{prefix}information-bundle",
+        default="information",
+        help=f"information bundle directory under {models_dir} (not needed, and not loaded, when the emotion "
+        "bundle carries the information head)",
     )
 
 

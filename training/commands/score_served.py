@@ -1,5 +1,5 @@
-"""``danmaku-train score-served``: score the label the service returns (both bundles, routing rule,
-thresholds) on a gold table; writes ``served.json`` and ``served.md`` under ``--out``.
+"""``danmaku-train score-served``: score the label the service returns (both bundles, or one joint emotion
+bundle, routing rule, thresholds) on a gold table; writes ``served.json`` and ``served.md`` under ``--out``.
 
 The comments go through the service's own ``Runtime`` (bundles, micro-batchers, router), exactly as
 ``POST /classify`` and ``danmaku-serve classify-file`` answer them.

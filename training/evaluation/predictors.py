@@ -76,7 +76,7 @@ class CheckpointPredictor:
         from training.modeling.trainer import resolve_device
 
         self.model, self.tokenizer, self.card = load_classifier(Path(directory))
-        self.task = "information" if self.card.kind == "information" else "emotion"
+        self.task: str = self.card.task
         self.heads = list(self.card.heads)
         self.description = {"kind": "checkpoint", "path": str(directory), "base_encoder": self.card.base_encoder}
         self.batch_size = batch_size
@@ -117,7 +117,7 @@ def model_probabilities(
         targets=[np.zeros((len(texts), len(head.labels)), dtype=np.float32) for head in card.heads],
         max_sequence_length=card.max_sequence_length,
         preprocessing=card.preprocessing,
-        with_features=card.kind in ("information", "joint"),
+        with_features=card.takes_features,
         progress=False,
     )
     logits = predict_logits(model, dataset, batch_size=batch_size, device=torch.device(device), progress=progress)

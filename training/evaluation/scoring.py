@@ -5,7 +5,8 @@ JSON-ready report. Per head: per-class P/R/F1/support with micro/macro/weighted 
 head's default threshold, at the model's own per-class thresholds, and at thresholds tuned on a
 validation table when one is given; a threshold sweep and average precision; for the main head,
 the top-1 confusion between main categories. Emotion models are scored against the normalised
-labels; information models against information-vs-others (``training.modeling.targets``).
+labels; information models (and a joint model's ``information`` head) against information-vs-others
+(``training.modeling.targets``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from service.bundle import Head
+from service.bundle import INFORMATION_HEAD, Head
 from training.evaluation.metrics import (
     DEFAULT_GRID,
     average_precision,
@@ -30,18 +31,26 @@ from training.records import LabelledText
 
 def head_targets(
     task: str, heads: Sequence[Head], records: Sequence[LabelledText], *, negatives: str = "routed"
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``(rows kept, targets per head name)`` of ``records`` for a model of ``task``."""
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per head name, ``(rows kept, targets of the kept rows)`` of ``records`` for a model of ``task``.
+
+    The emotion heads (``main``, ``sub``) score every row; an information head (an information model's,
+    or the ``information`` head of a joint emotion model) scores the rows of information-vs-others."""
     if task == "information":
         keep, targets = information_targets(records, negatives=negatives)
-        return keep, {heads[0].name: targets[keep]}
+        return {heads[0].name: (keep, targets[keep])}
     main, sub = emotion_targets(records)
-    keep = np.ones(len(records), dtype=bool)
-    by_name = {"main": main, "sub": sub}
+    every = np.ones(len(records), dtype=bool)
+    by_name = {"main": (every, main), "sub": (every, sub)}
+    if any(head.name == INFORMATION_HEAD for head in heads):
+        keep, targets = information_targets(records, negatives=negatives)
+        by_name[INFORMATION_HEAD] = (keep, targets[keep])
     missing = [head.name for head in heads if head.name not in by_name]
     if missing:
-        raise ValueError(f"cannot score heads {missing}: emotion targets exist for 'main' and 'sub' only")
-    return keep, {head.name: by_name[head.name] for head in heads}
+        raise ValueError(
+            f"cannot score heads {missing}: emotion targets exist for 'main', 'sub' and {INFORMATION_HEAD!r} only"
+        )
+    return {head.name: by_name[head.name] for head in heads}
 
 
 def tune_head_thresholds(
@@ -55,11 +64,11 @@ def tune_head_thresholds(
     grid: Sequence[float] = DEFAULT_GRID,
 ) -> dict[str, dict[str, float]]:
     """Per head, per label, the F1-best threshold on ``records`` (a validation table)."""
-    keep, targets = head_targets(task, heads, records, negatives=negatives)
+    targets = head_targets(task, heads, records, negatives=negatives)
     return {
         head.name: tune_thresholds(
-            targets[head.name],
-            probabilities[head.name][keep],
+            targets[head.name][1],
+            probabilities[head.name][targets[head.name][0]],
             head.labels,
             grid=grid,
             default=head.default_threshold,
@@ -80,10 +89,11 @@ def evaluate(
     grid: Sequence[float] = DEFAULT_GRID,
 ) -> dict[str, Any]:
     """The report of one model on one table (JSON-ready; see the module docstring)."""
-    keep, targets = head_targets(task, heads, records, negatives=negatives)
-    report: dict[str, Any] = {"task": task, "rows": len(records), "rows_scored": int(keep.sum()), "heads": {}}
+    targets = head_targets(task, heads, records, negatives=negatives)
+    first_kept = targets[heads[0].name][0]
+    report: dict[str, Any] = {"task": task, "rows": len(records), "rows_scored": int(first_kept.sum()), "heads": {}}
     for head in heads:
-        truth = targets[head.name]
+        keep, truth = targets[head.name]
         scores = probabilities[head.name][keep]
         threshold_sets: dict[str, float | Mapping[str, float]] = {"default": head.default_threshold}
         if head.thresholds:
@@ -92,6 +102,7 @@ def evaluate(
             threshold_sets["tuned"] = tuned_thresholds[head.name]
         entry: dict[str, Any] = {
             "labels": list(head.labels),
+            "rows_scored": int(keep.sum()),
             "at": {
                 name: classification_report(truth, scores, head.labels, thresholds=values)
                 for name, values in threshold_sets.items()
@@ -117,7 +128,7 @@ def headline(report: Mapping[str, Any], *, head: str | None = None, at: str | No
         "macro_f1": figures["macro"]["f1"],
         "micro_f1": figures["micro"]["f1"],
         "weighted_f1": figures["weighted"]["f1"],
-        "rows": report["rows_scored"],
+        "rows": entry.get("rows_scored", report["rows_scored"]),
     }
     result.update({f"f1_{label}": values["f1"] for label, values in figures["per_class"].items()})
     return result

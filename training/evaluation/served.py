@@ -225,17 +225,18 @@ async def served_decisions(
     return ServedAnswers(
         decisions=decisions,
         emotion=emotion.name,
-        information=runtime.router.information.metadata.name,
+        information=runtime.router.deciding_information.metadata.name,
         versions=runtime.router.versions,
         main_labels=tuple(emotion.head(MAIN_HEAD).labels),
         information_threshold=threshold,
     )
 
 
-async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tuple[str, float]]:
-    """``(served label, probability behind it)`` per text."""
+async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> tuple[list[tuple[str, float]], dict[str, str]]:
+    """``(served label, probability behind it)`` per text, and the served bundles' versions (one bundle when
+    the emotion bundle carries the information head)."""
     answers = await served_decisions(settings, texts, mode)
-    return [
+    labelled = [
         (
             decision.label,
             decision.information_probability
@@ -244,6 +245,7 @@ async def _classify(settings: Any, texts: Sequence[str], mode: Mode) -> list[tup
         )
         for decision in answers.decisions
     ]
+    return labelled, answers.versions
 
 
 def score_served_files(
@@ -258,19 +260,25 @@ def score_served_files(
     worst: int = 30,
     title: str | None = None,
 ) -> dict[str, Any]:
-    """Classify ``table`` with the service's runtime on the two bundles; write ``served.json``, ``served.md``
+    """Classify ``table`` with the service's runtime on the two bundles (or the one joint emotion bundle,
+    whose information head then decides, ``service.runtime.service_bundles``); write ``served.json``, ``served.md``
     and ``rows.jsonl`` (every row's served label) under ``out_dir``; return the report."""
     from service.settings import Settings
 
     rows = gold_rows(table, gold)
     settings = Settings(models_dir=models_dir, emotion_bundle=emotion_bundle, information_bundle=information_bundle)
-    answers = asyncio.run(_classify(settings, [text for _, text, _, _ in rows], mode))
+    answers, versions = asyncio.run(_classify(settings, [text for _, text, _, _ in rows], mode))
     served = [
         ServedRow(id=row_id, text=text, source=source, gold=labels, label=label, confidence=confidence)
         for (row_id, text, source, labels), (label, confidence) in zip(rows, answers, strict=True)
     ]
     report = score_served(served, worst=worst)
-    report["models"] = {"dir": str(models_dir), "emotion": emotion_bundle, "information": information_bundle}
+    report["models"] = {
+        "dir": str(models_dir),
+        "emotion": emotion_bundle,
+        "information": information_bundle if len(versions) > 1 else None,  # None: the joint head decided
+        "versions": versions,
+    }
     report["mode"] = mode
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "served.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -29,6 +29,7 @@ from service.bundle import (
     TokenizerSpec,
     load_bundle,
     sha256_of,
+    takes_features,
     write_metadata,
 )
 from service.text import TEXT_FEATURE_NAMES, Preprocessing, preprocess, text_features
@@ -71,11 +72,13 @@ class _PositionalWrapper(nn.Module):
         return outputs if isinstance(outputs, tuple) else (outputs,)
 
 
-def model_input_names(tokenizer: PreTrainedTokenizerBase, task: str) -> list[str]:
+def model_input_names(tokenizer: PreTrainedTokenizerBase, task: str, heads: Sequence[Head]) -> list[str]:
+    """The ONNX inputs: the tokenizer's, plus ``features`` when the model has an information head
+    (an information model, or a joint emotion model)."""
     names: list[str] = [
         name for name in ("input_ids", "attention_mask", "token_type_ids") if name in tokenizer.model_input_names
     ]
-    if task == "information":
+    if takes_features(task, heads):
         names.append(FEATURES_INPUT)
     return names
 
@@ -148,7 +151,7 @@ def export_bundle(
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu").float()
-    input_names = model_input_names(tokenizer, spec.task)
+    input_names = model_input_names(tokenizer, spec.task, spec.heads)
     batch = encode_texts(
         parity_texts,
         tokenizer,
@@ -178,7 +181,7 @@ def export_bundle(
             base_encoder=spec.base_encoder,
             inputs=input_names,
             max_sequence_length=spec.max_sequence_length,
-            features=list(TEXT_FEATURE_NAMES) if spec.task == "information" else [],
+            features=list(TEXT_FEATURE_NAMES) if FEATURES_INPUT in input_names else [],
             heads=spec.heads,
             preprocessing=spec.preprocessing,
             tokenizer=TokenizerSpec(file="tokenizer.json", pad_token_id=int(pad_token_id)),

@@ -6,6 +6,11 @@
    with provenance (given by the caller: data files, settings, commit) and metrics (validation
    figures at the default and tuned thresholds, the training history).
 3. Variants, each with its own parity figure (``training.export.variants``).
+
+A joint model (card kind ``joint``) exports as one ``emotion`` bundle with the heads ``main``, ``sub``
+and ``information`` and the ``features`` input; its information head is tuned and scored on the rows
+of the information-vs-others task (the card's ``negatives``), recorded under
+``metrics.validation.information``.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from service.bundle import Bundle, Head
+from service.bundle import INFORMATION_HEAD, Bundle, Head
 from training.evaluation.predictors import model_probabilities
 from training.evaluation.scoring import evaluate, headline, tune_head_thresholds
 from training.export.onnx_bundle import DEFAULT_TOLERANCE, BundleSpec, export_bundle
@@ -68,7 +73,7 @@ def release(
 
     _quiet_exporter_logs()
     model, tokenizer, card = load_classifier(model_dir)
-    task: Literal["emotion", "information"] = "information" if card.kind == "information" else "emotion"
+    task = card.task
     negatives = str(card.training.get("negatives", "routed"))
     heads: list[Head] = list(card.heads)
     metrics: dict[str, Any] = {"training": {key: card.training.get(key) for key in ("history", "best_epoch", "rows")}}
@@ -87,6 +92,13 @@ def release(
             "default": headline(report, at="default"),
             "tuned": headline(report, at="model"),
         }
+        if card.kind == "joint":
+            # The joint model's information head, scored as an information bundle is (its own rows);
+            # serving decides it at the routing policy's threshold, as with an information bundle.
+            metrics["validation"][INFORMATION_HEAD] = {
+                "default": headline(report, head=INFORMATION_HEAD, at="default"),
+                "tuned": headline(report, head=INFORMATION_HEAD, at="model"),
+            }
         logger.info(
             "%s validation macro-F1: %.3f at %.2f, %.3f at tuned thresholds",
             out_dir.name,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from service.bundle import Head
+from service.bundle import Head, takes_features
 from service.text import TEXT_FEATURE_NAMES, Preprocessing
 from training.modeling.classifiers import InformationClassifier, JointClassifier, MultiHeadClassifier
 
@@ -44,6 +44,16 @@ class ClassifierCard(BaseModel):
     dropout: float = 0.3
     feature_dim: int = 32
     training: dict[str, Any] = Field(default_factory=dict, description="Settings, history and data of the run.")
+
+    @property
+    def task(self) -> Literal["emotion", "information"]:
+        """The bundle task it exports as: a joint model is an emotion bundle carrying the information head."""
+        return "information" if self.kind == "information" else "emotion"
+
+    @property
+    def takes_features(self) -> bool:
+        """Whether the network takes the text ``features`` input (the bundle contract's rule)."""
+        return takes_features(self.task, self.heads)
 
 
 def build_classifier(encoder: nn.Module, card: ClassifierCard) -> nn.Module:

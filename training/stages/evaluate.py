@@ -5,7 +5,8 @@ train-info's validation table; both on train-v1's test table when it has rows, a
 ``evaluate.tables`` entry. Per table: ``report.json``, ``report.md`` and PNG plots; a summary of
 all of them in ``summary.{json,md}``. The figures are ``training.evaluation.scoring``'s.
 
-When both models are exported, the label the service returns (both bundles, the routing rule,
+When both models are exported (or one joint emotion bundle carrying the information head,
+``train_v2.information_head``), the label the service returns (the bundles, the routing rule,
 the thresholds of ``evaluate.served_mode``) is scored on the test table and the extra tables too
 (``training.evaluation.served``): ``served/<table>/served.{json,md}`` and ``served`` in the summary.
 """
@@ -93,10 +94,11 @@ def evaluate_files(
     report["table"] = str(table) + (f" (split {split})" if split else "")
     report["data"] = [data_file(table, rows=len(records), role="evaluated")]
     if settings.plots:
-        keep, targets = head_targets(predictor.task, predictor.heads, records, negatives=negatives)
+        targets = head_targets(predictor.task, predictor.heads, records, negatives=negatives)
         for head in predictor.heads:
             entry = report["heads"][head.name]
-            curves = precision_recall_curves(targets[head.name], probabilities[head.name][keep], head.labels)
+            keep, truth = targets[head.name]
+            curves = precision_recall_curves(truth, probabilities[head.name][keep], head.labels)
             title = f"{predictor.description.get('name', model.name)} – {head.name} – {table.name}"
             pr = plot_precision_recall(curves, entry["average_precision"], out_dir / f"pr_{head.name}.png", title=title)
             sweep = plot_threshold_sweep(entry["sweep"], out_dir / f"sweep_{head.name}.png", title=title)
@@ -158,7 +160,7 @@ def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bo
                 path,
                 out / bundle_dir.name / table_name,
                 settings=settings,
-                negatives=layout.config.train_info.negatives,
+                negatives=layout.config.information_negatives,
                 split=split,
                 progress=progress,
                 predictor=predictor,
@@ -178,11 +180,11 @@ def run(layout: RunLayout, settings: Settings, *, fingerprint: str, progress: bo
 
 
 def _score_served(layout: RunLayout, settings: Settings, out: Path) -> dict[str, Any]:
-    """The served label's figures on the test table and the extra tables (both models needed)."""
+    """The served label's figures on the test table and the extra tables (both models, or a joint one, needed)."""
     from training.evaluation.served import score_served_files
 
     config = layout.config
-    if not config.train_info.enabled:
+    if not config.serves_information:
         return {}
     scored = [(name, path) for name, path, _split in tables_of_both(layout)]
     figures: dict[str, Any] = {}

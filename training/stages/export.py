@@ -4,6 +4,10 @@ Thresholds are tuned per class on a validation table (rows with ``split == valid
 table has a split column) and written into the bundle's heads; bundle.json gets provenance (data
 files with sha256 and rows, the git commit, the run's config) and validation metrics. The work is
 in ``training/export/`` (``release``: ONNX export, parity, tuning, variants).
+
+When train-v2 trained the joint model (``train_v2.information_head``), its one ``emotion`` bundle
+carries the information head and no information bundle is written (the config refuses
+``train_info.enabled`` beside it, ``training.config.PipelineConfig``).
 """
 
 from __future__ import annotations
@@ -111,7 +115,8 @@ def export_files(
 
 
 def bundle_names(config: PipelineConfig) -> list[str]:
-    """The fp32 bundles export writes: the emotion model, then the information model if trained."""
+    """The fp32 bundles export writes: the emotion model (a joint one carries the information head),
+    then the information model if trained."""
     export = config.export
     return [export.emotion_name] + ([export.information_name] if config.train_info.enabled else [])
 

@@ -221,3 +221,22 @@ async def test_a_failed_write_leaves_neither_a_part_nor_a_temporary_file(
     with pytest.raises(OSError, match="disk full"):
         await run_shard(router, discover_inputs(source), tmp_path / "out", BulkOptions(chunk_rows=2))
     assert list((tmp_path / "out" / "in.parquet").iterdir()) == []
+
+
+async def test_a_joint_bundle_alone_classifies_a_shard(tiny_joint_models_dir: Path, tmp_path: Path) -> None:
+    texts = generated_texts(40)
+    source = write_input(tmp_path / "in.parquet", texts)
+    async with tiny_runtime(tiny_joint_models_dir, max_batch_size=8) as (runtime, call_size):
+        assert runtime.router.information is None
+        options = BulkOptions(chunk_rows=20, comments_per_call=call_size)
+        manifest = await run_shard(runtime.router, discover_inputs(source), tmp_path / "out", options)
+        wanted = [text for text in texts if text is not None and text.strip()]
+        expected = iter((await runtime.router.classify(wanted)).decisions)
+    rows = [row for row in read_output(tmp_path / "out") if row["label"] is not None]
+    assert len(rows) == len(wanted) and manifest.run.models == {"emotion": "test-joint-1"}
+    for row in rows:
+        decision = next(expected)
+        # the information decision came from the emotion bundle itself
+        assert (row["emotion_version"], row["information_version"]) == ("test-joint-1", "test-joint-1")
+        assert row["route"] == ["emotion"] and row["label"] == decision.label
+        assert row["information_probability"] == pytest.approx(decision.information_probability)

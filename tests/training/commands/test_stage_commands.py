@@ -106,3 +106,18 @@ def test_export_then_evaluate_with_tuning(
     for name in ("pr_main.png", "sweep_main.png", "pr_sub.png", "report.md"):
         assert (out / name).stat().st_size > 0, name
     assert "macro-F1" in capsys.readouterr().out
+
+
+def test_evaluate_scores_a_joint_bundles_information_head_on_its_own_rows(
+    tmp_path: Path, tiny_joint_models_dir: Path
+) -> None:
+    records = synthetic_records(30, seed=53)
+    table = write_labelled(tmp_path / "test.jsonl", records)
+    out = tmp_path / "eval"
+    bundle = tiny_joint_models_dir / "emotion"
+    assert main(["evaluate", "--model", str(bundle), "--table", str(table), "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["heads"]) == {"main", "sub", "information"}
+    assert report["heads"]["main"]["rows_scored"] == 30
+    assert 0 < report["heads"]["information"]["rows_scored"] < 30  # information vs the routed rows only
+    assert (out / "pr_information.png").stat().st_size > 0

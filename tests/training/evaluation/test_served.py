@@ -81,3 +81,21 @@ def test_command_scores_the_served_labels_of_tiny_bundles(tiny_models_dir: Path,
     assert sum(report["served_labels"].values()) == 5
     assert (out / "served.md").read_text(encoding="utf-8").startswith("# gold.jsonl")
     assert len((out / "rows.jsonl").read_text(encoding="utf-8").splitlines()) == 5
+
+
+def test_a_models_dir_with_only_a_joint_emotion_bundle_is_scored(tiny_joint_models_dir: Path, tmp_path: Path) -> None:
+    table = tmp_path / "gold.jsonl"
+    texts = ["哈哈哈", "这是哪里", "这首歌叫晴天"]
+    table.write_text(
+        "".join(
+            json.dumps({"id": str(i), "text": t, "labels": ["social"], "source": "s"}, ensure_ascii=False) + "\n"
+            for i, t in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "report"
+    argv = ["score-served", "--models-dir", str(tiny_joint_models_dir), "--emotion-bundle", "emotion"]
+    assert main([*argv, "--table", str(table), "--out", str(out)]) == 0
+    report = json.loads((out / "served.json").read_text(encoding="utf-8"))
+    assert report["overall"]["rows"] == 3
+    assert report["models"]["information"] is None and report["models"]["versions"] == {"emotion": "test-joint-1"}

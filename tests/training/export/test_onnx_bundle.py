@@ -84,3 +84,16 @@ def test_int8_keeps_the_matmuls_of_the_float_scopes_in_float(tiny_models_dir: Pa
     whole_float = {node.name for node in onnx.load(str(whole)).graph.node if node.op_type == "MatMul"}
     assert not set(kept) & whole_float  # without scopes they are quantised too
     assert whole.stat().st_size < partial.stat().st_size < source.stat().st_size
+
+
+def test_a_joint_bundle_is_one_emotion_bundle_with_the_information_head(tiny_joint_models_dir: Path) -> None:
+    bundle = load_bundle(tiny_joint_models_dir / "emotion")
+    metadata = bundle.metadata
+    assert metadata.task == "emotion"
+    assert [head.output for head in metadata.heads] == ["main_logits", "sub_logits", "information_logits"]
+    assert metadata.inputs[-1] == "features" and metadata.features == list(TEXT_FEATURE_NAMES)
+    assert metadata.onnx.parity_max_abs_diff is not None and metadata.onnx.parity_max_abs_diff <= 1e-4
+    session = ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == metadata.inputs
+    widths = {o.name: o.shape[1] for o in session.get_outputs()}
+    assert widths == {head.output: len(head.labels) for head in metadata.heads}

@@ -88,3 +88,31 @@ def test_onnx_probabilities_as_serving_computes_them_match_pytorch(
         for head, values in onnx.items():
             assert values.shape == torch_side[head].shape
             np.testing.assert_allclose(values, torch_side[head], atol=1e-5)
+
+
+def test_a_joint_model_exports_as_one_emotion_bundle_with_its_int8_variant(
+    tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    from tests.fixtures.bundles import joint_checkpoint
+
+    checkpoint = joint_checkpoint(tiny_encoder_dir, tmp_path / "joint")
+    texts = [record.text for record in synthetic_records(20, seed=43)]
+    result = release(
+        checkpoint, tmp_path / "models" / "emotion", validation=synthetic_records(40, seed=31), variants=("int8",)
+    )
+    metadata = result.bundle.metadata
+    assert metadata.task == "emotion" and "features" in metadata.inputs
+    assert [head.name for head in metadata.heads] == ["main", "sub", "information"]
+    assert set(metadata.head("information").thresholds) <= {"information"}  # tuned when it has support
+    validation = metadata.metrics["validation"]
+    # the information head is scored on the rows of the information task (negatives: routed), not all 40
+    assert validation["information"]["default"]["head"] == "information"
+    assert 0 < validation["information"]["default"]["rows"] < validation["rows"] == 40
+    onnx = BundlePredictor(result.bundle.directory).probabilities(texts, progress=False)
+    torch_side = CheckpointPredictor(checkpoint).probabilities(texts, progress=False)
+    for head in ("main", "sub", "information"):
+        np.testing.assert_allclose(onnx[head], torch_side[head], atol=1e-5)
+    int8 = result.variants["int8"].metadata
+    assert int8.name == "emotion-int8" and int8.heads == metadata.heads and int8.inputs == metadata.inputs
+    assert int8.metrics["variant"]["decision_agreement"] >= 0.9
+    assert int8.onnx.parity_max_abs_diff is not None and int8.onnx.parity_max_abs_diff <= INT8_TOLERANCE
