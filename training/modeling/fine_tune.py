@@ -406,7 +406,7 @@ def fine_tune_student(
         None if cap is None else positive_class_weights(head[~np.isnan(head).any(axis=1)], cap=cap)
         for head, cap in zip(gold, caps, strict=True)
     ]
-    objective: BatchObjective | None = None
+    objective: DistillationObjective | None = None
     scores: dict[str, Any] = {}
     if distilling:
         device = resolve_device(settings.device)
