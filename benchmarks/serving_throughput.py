@@ -9,6 +9,10 @@ generated ones otherwise.
     python benchmarks/serving_throughput.py                          # random-weight encoder, CPU
     python benchmarks/serving_throughput.py --models-dir models      # your trained bundles
                                                    # (emotion + information, or one joint emotion bundle)
+    python benchmarks/serving_throughput.py --models-dir models \
+        --compare runs/real/e3/models:emotion-int8 runs/real/e1/models:emotion-int8:information-int8
+        # side by side, all with the micro-batcher: the baseline, then each DIR[:EMOTION[:INFORMATION]]
+        # (bundle directory names under DIR); ratios are to the baseline, measured in the same run
 
 Without --models-dir it exports two random-weight bundles (needs the ``train`` extra) with an
 encoder of --hidden-size/--layers: the network classifies nothing but costs what its size costs.
@@ -192,6 +196,16 @@ def start_server(port: int, models: Path, env_overrides: dict[str, str]) -> subp
     return subprocess.Popen(command, env=env, cwd=REPO)
 
 
+def bundle_env(spec: str) -> dict[str, str]:
+    """``DIR[:EMOTION[:INFORMATION]]`` -> the service settings naming those bundle directories."""
+    parts = spec.split(":")
+    names = {
+        "DANMAKU_EMOTION_BUNDLE": parts[1] if len(parts) > 1 else "",
+        "DANMAKU_INFORMATION_BUNDLE": parts[2] if len(parts) > 2 else "",
+    }
+    return {key: value for key, value in names.items() if value}
+
+
 async def run_config(
     name: str, env_overrides: dict[str, str], models: Path, texts: list[str], args: argparse.Namespace
 ) -> Result:
@@ -229,7 +243,16 @@ def main() -> int:
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="micro-batcher max wait (default 5)")
     parser.add_argument("--threads", type=int, default=0, help="DANMAKU_INTRA_OP_THREADS (0: ORT default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="DIR[:EMOTION[:INFORMATION]]",
+        help="other served bundles to measure in the same run beside --models-dir (micro-batcher only)",
+    )
     args = parser.parse_args()
+    if args.compare and args.models_dir is None:
+        parser.error("--compare needs --models-dir (the baseline)")
 
     texts, source = load_texts(20_000, args.seed)
     with tempfile.TemporaryDirectory(prefix="danmaku-bench-") as scratch:
@@ -249,7 +272,13 @@ def main() -> int:
                 {"DANMAKU_MAX_BATCH_SIZE": str(args.max_batch_size), "DANMAKU_MAX_WAIT_MS": str(args.max_wait_ms)},
             ),
         ]
-        results = [asyncio.run(run_config(name, env, models, texts, args)) for name, env in configs]
+        served = [(name, env, models) for name, env in configs]
+        if args.compare:
+            batching = configs[1][1]
+            served = [(f"{models}", batching, models)] + [
+                (spec, {**batching, **bundle_env(spec)}, Path(spec.split(":")[0])) for spec in args.compare
+            ]
+        results = [asyncio.run(run_config(name, env, where, texts, args)) for name, env, where in served]
 
     print(f"\nmodels: {model_note}; texts: {source}")
     print(
@@ -258,7 +287,7 @@ def main() -> int:
     )
     header = (
         f"{'configuration':<28} {'comments/s':>11} {'requests/s':>11} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-        f"{'mean batch':>11} {'errors':>7}"
+        f"{'mean batch':>11} {'errors':>7} {'ratio':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -266,7 +295,8 @@ def main() -> int:
         print(
             f"{result.name:<28} {result.comments_per_s:>11.1f} {result.requests_per_s:>11.1f} "
             f"{percentile(result.latencies_ms, 50):>8.1f} {percentile(result.latencies_ms, 90):>8.1f} "
-            f"{percentile(result.latencies_ms, 99):>8.1f} {result.mean_batch:>11.2f} {result.errors:>7d}"
+            f"{percentile(result.latencies_ms, 99):>8.1f} {result.mean_batch:>11.2f} {result.errors:>7d} "
+            f"{result.comments_per_s / max(results[0].comments_per_s, 1e-9):>5.2f}x"
         )
     return 0
 
