@@ -180,9 +180,9 @@ async def drive(base: str, texts: list[str], args: argparse.Namespace) -> tuple[
     return latencies, counts["requests"], counts["comments"], counts["errors"]
 
 
-def mean_batch_size(metrics: str) -> float:
+def mean_batch_size(metrics: str, emotion_bundle: str | None = None) -> float:
     """Mean batch size of the emotion model (it sees every comment), whatever its bundle is named."""
-    model = re.escape(os.environ.get("DANMAKU_EMOTION_BUNDLE", "emotion"))
+    model = re.escape(emotion_bundle or os.environ.get("DANMAKU_EMOTION_BUNDLE", "emotion"))
     total = re.search(rf'danmaku_batch_size_comments_sum\{{model="{model}"\}} ([0-9.e+]+)', metrics)
     count = re.search(rf'danmaku_batch_size_comments_count\{{model="{model}"\}} ([0-9.e+]+)', metrics)
     if not total or not count or float(count.group(1)) == 0:
@@ -220,7 +220,14 @@ async def run_config(
     finally:
         server.terminate()
         server.wait(timeout=60)
-    return Result(name, comments / args.duration, requests / args.duration, latencies, mean_batch_size(metrics), errors)
+    return Result(
+        name,
+        comments / args.duration,
+        requests / args.duration,
+        latencies,
+        mean_batch_size(metrics, env_overrides.get("DANMAKU_EMOTION_BUNDLE")),
+        errors,
+    )
 
 
 def percentile(values: list[float], q: int) -> float:
