@@ -68,6 +68,17 @@ class MultiHeadClassifier(nn.Module):
         return self.main_head(pooled), self.sub_head(pooled)
 
 
+def set_feature_statistics(mean: torch.Tensor, std: torch.Tensor, features: torch.Tensor) -> None:
+    """Fill the ``mean``/``std`` buffers from the training features (std floored to avoid /0)."""
+    mean.copy_(features.float().mean(dim=0))
+    std.copy_(features.float().std(dim=0, unbiased=False).clamp(min=1e-3))
+
+
+def standardise(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Raw text features standardised with the training statistics (inside the exported graph)."""
+    return (features.to(dtype) - mean) / std
+
+
 class FeatureProjection(nn.Module):
     """Raw text features -> standardised (training-split statistics, kept as buffers so the exported
     graph standardises itself) -> ``feature_dim`` ReLU units."""
@@ -82,12 +93,10 @@ class FeatureProjection(nn.Module):
         self.projection = nn.Sequential(nn.Linear(num_features, feature_dim), nn.ReLU())
 
     def set_statistics(self, features: torch.Tensor) -> None:
-        """Standardise with the mean/std of the training features (std floored to avoid /0)."""
-        self.feature_mean.copy_(features.float().mean(dim=0))
-        self.feature_std.copy_(features.float().std(dim=0, unbiased=False).clamp(min=1e-3))
+        set_feature_statistics(self.feature_mean, self.feature_std, features)
 
     def forward(self, features: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        projected: torch.Tensor = self.projection((features.to(dtype) - self.feature_mean) / self.feature_std)
+        projected: torch.Tensor = self.projection(standardise(features, self.feature_mean, self.feature_std, dtype))
         return projected
 
 
@@ -163,9 +172,7 @@ class InformationClassifier(nn.Module):
         self.classifier = nn.Linear(hidden + feature_dim, 1)
 
     def set_feature_statistics(self, features: torch.Tensor) -> None:
-        """Standardise with the mean/std of the training features (std floored to avoid /0)."""
-        self.feature_mean.copy_(features.float().mean(dim=0))
-        self.feature_std.copy_(features.float().std(dim=0, unbiased=False).clamp(min=1e-3))
+        set_feature_statistics(self.feature_mean, self.feature_std, features)
 
     def forward(
         self,
@@ -177,7 +184,7 @@ class InformationClassifier(nn.Module):
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         pooled = pool(hidden, attention_mask, self.pooling)
-        standardised = (features.to(pooled.dtype) - self.feature_mean) / self.feature_std
+        standardised = standardise(features, self.feature_mean, self.feature_std, pooled.dtype)
         joined = torch.cat([pooled, self.feature_projection(standardised)], dim=-1)
         logits: torch.Tensor = self.classifier(self.dropout(joined))
         return logits
